@@ -1,0 +1,15 @@
+//! Domain types of ecsdns: tasks, their endpoints, the updates every source emits, and the naming
+//! rules that decide which ECS names can become DNS labels.
+//!
+//! Invariants: no I/O, no async, no clock. Every source (ECS events, reconcile, the demo simulator,
+//! the static endpoints file) speaks to the registry only through [`Update`], so the rules about what
+//! a task *is* live here once.
+
+mod naming;
+mod task;
+
+pub use naming::{NameError, dns_label, port_label};
+pub use task::{
+    ContainerInstance, Health, InstanceStatus, Port, Protocol, ServiceKey, Task, TaskGroup,
+    TaskStatus, Update,
+};

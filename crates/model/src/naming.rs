@@ -1,0 +1,76 @@
+//! Naming rules: which ECS names can be served as DNS labels.
+//!
+//! ECS allows service names of up to 255 characters of letters, digits, `_` and `-`; a DNS label
+//! holds at most 63 octets (RFC 1035). Names are case-insensitive in DNS (RFC 4343), so labels are
+//! lower-cased here and two ECS names that differ only in case collide (the registry reports that).
+
+use thiserror::Error;
+
+/// Why a name cannot be served as a DNS label. Reported through the registry's problem list
+/// instead of being dropped silently.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// The name is empty.
+    #[error("empty name")]
+    Empty,
+    /// The name is longer than the 63 octets a DNS label can hold.
+    #[error("{len} octets is longer than a DNS label (63)")]
+    TooLong {
+        /// Length of the offending name in octets.
+        len: usize,
+    },
+    /// The name holds a character outside letters, digits, `-` and `_`.
+    #[error("character {ch:?} cannot appear in a DNS label here")]
+    BadCharacter {
+        /// The first offending character.
+        ch: char,
+    },
+}
+
+/// Turns an ECS name (service, group, cluster, endpoint id) into its lower-cased DNS label.
+///
+/// Accepts letters, digits, `-` and `_` (ECS's own alphabet), 1 to 63 octets.
+pub fn dns_label(name: &str) -> Result<String, NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.len() > 63 {
+        return Err(NameError::TooLong { len: name.len() });
+    }
+    if let Some(ch) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(NameError::BadCharacter { ch });
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+/// The RFC 2782 label of a named port: `_http` for `http`, `_8080` for an unnamed port 8080.
+pub fn port_label(port_name: &str) -> Result<String, NameError> {
+    let label = dns_label(port_name)?;
+    if label.len() + 1 > 63 {
+        return Err(NameError::TooLong {
+            len: label.len() + 1,
+        });
+    }
+    Ok(format!("_{label}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        assert_eq!(dns_label("Web-1_a"), Ok("web-1_a".to_string()));
+        assert_eq!(dns_label(""), Err(NameError::Empty));
+        assert_eq!(dns_label(&"a".repeat(64)), Err(NameError::TooLong { len: 64 }));
+        assert!(dns_label(&"a".repeat(63)).is_ok());
+        assert_eq!(dns_label("a.b"), Err(NameError::BadCharacter { ch: '.' }));
+        assert_eq!(dns_label("ü"), Err(NameError::BadCharacter { ch: 'ü' }));
+        assert_eq!(port_label("HTTP"), Ok("_http".to_string()));
+        assert!(port_label(&"p".repeat(63)).is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! Immutable per-service snapshots: what readers (DNS, API) see of one served name.
+
+use std::sync::Arc;
+
+use model::{ServiceKey, Task};
+
+/// One task as a reader sees it: the task plus the verdicts derived from registry state.
+#[derive(Debug, Clone)]
+pub struct TaskView {
+    /// The task as last applied.
+    pub task: Arc<Task>,
+    /// Whether its container instance is draining or gone.
+    pub instance_draining: bool,
+    /// Whether it passes every rule for being served ([`Task::is_usable`]).
+    pub usable: bool,
+    /// Whether DNS serves it now (usable, or live under fail-open).
+    pub served: bool,
+}
+
+/// A naming problem: an ECS name that is not served, or not served as the operator may expect.
+/// Reported through the API and a metric; never dropped silently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Problem {
+    /// A group name cannot be a DNS label; its tasks are kept but not served.
+    InvalidName {
+        /// Cluster label.
+        cluster: String,
+        /// The ECS name as given.
+        name: String,
+        /// Why it is not a label.
+        reason: String,
+        /// How many tasks carry it.
+        tasks: usize,
+    },
+    /// Two groups map to the same label; `winner` is served, `shadowed` is not.
+    Collision {
+        /// The served key.
+        key: ServiceKey,
+        /// The ECS group served (a service beats a standalone group; then the smaller name).
+        winner: String,
+        /// The ECS group that lost.
+        shadowed: String,
+    },
+}
+
+/// A consistent, immutable view of one served name at one registry generation.
+#[derive(Debug, Clone)]
+pub struct ServiceSnapshot {
+    /// The served key.
+    pub key: ServiceKey,
+    /// Registry generation at which this snapshot was built.
+    pub generation: u64,
+    /// Every known task of the winning group, sorted by task id.
+    pub tasks: Vec<TaskView>,
+    /// True when no task is usable and the live ones are served anyway (fail-open).
+    pub fail_open: bool,
+    /// Collisions found while building this snapshot.
+    pub problems: Vec<Problem>,
+}
+
+impl ServiceSnapshot {
+    /// The tasks DNS serves, sorted by task id.
+    pub fn served(&self) -> impl Iterator<Item = &Task> {
+        self.tasks.iter().filter(|t| t.served).map(|t| t.task.as_ref())
+    }
+
+    /// Builds a snapshot from the tasks filed under `key`. `draining` says, per task, whether its
+    /// container instance is draining. Returns `None` when nothing is left under the key.
+    pub(crate) fn build(
+        key: &ServiceKey,
+        generation: u64,
+        members: Vec<(Arc<Task>, bool)>,
+        fail_open: bool,
+    ) -> Option<Self> {
+        // The winner: a service beats a standalone group, then the smallest original name.
+        let winner = members
+            .iter()
+            .map(|(t, _)| &t.group)
+            .min_by_key(|g| (!g.is_service(), g.name()))?
+            .clone();
+        let mut problems = Vec::new();
+        let mut tasks = Vec::with_capacity(members.len());
+        for (task, instance_draining) in members {
+            if task.group != winner {
+                let collision = Problem::Collision {
+                    key: key.clone(),
+                    winner: winner.to_string(),
+                    shadowed: task.group.to_string(),
+                };
+                if !problems.contains(&collision) {
+                    problems.push(collision);
+                }
+                continue;
+            }
+            let usable = task.is_usable(instance_draining);
+            tasks.push(TaskView {
+                task,
+                instance_draining,
+                usable,
+                served: usable,
+            });
+        }
+        tasks.sort_by(|a, b| a.task.id.cmp(&b.task.id));
+        let mut open = false;
+        if fail_open && !tasks.iter().any(|t| t.usable) {
+            for view in &mut tasks {
+                view.served = view.task.is_live(view.instance_draining);
+                open |= view.served;
+            }
+        }
+        Some(Self {
+            key: key.clone(),
+            generation,
+            tasks,
+            fail_open: open,
+            problems,
+        })
+    }
+}

@@ -1,0 +1,337 @@
+//! The writer-side state: tasks by ARN with their versions, tombstones, membership indexes.
+//! Only [`crate::Registry`] touches it, under its mutex.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use model::{ContainerInstance, InstanceStatus, ServiceKey, Task, Update, dns_label};
+
+use crate::{Counters, Problem};
+
+/// Where a task is filed: under a servable key, or under its raw, unservable name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Filing {
+    Served(ServiceKey),
+    Invalid {
+        cluster: String,
+        name: String,
+        reason: String,
+    },
+}
+
+fn filing(task: &Task) -> Filing {
+    match dns_label(task.group.name()) {
+        Ok(name) => Filing::Served(ServiceKey {
+            cluster: task.cluster.clone(),
+            name,
+        }),
+        Err(e) => Filing::Invalid {
+            cluster: task.cluster.clone(),
+            name: task.group.name().to_string(),
+            reason: e.to_string(),
+        },
+    }
+}
+
+struct Entry {
+    version: u64,
+    /// `None`: a tombstone (removed at `removed_at`).
+    task: Option<Arc<Task>>,
+    /// Update sequence number of the last change, compared with listing markers.
+    changed_seq: u64,
+    removed_at: Option<Instant>,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    tasks: HashMap<String, Entry>,
+    members: HashMap<Filing, BTreeSet<String>>,
+    by_cluster: HashMap<String, HashSet<String>>,
+    instances: HashMap<String, (u64, InstanceStatus)>,
+    tasks_on_instance: HashMap<String, HashSet<String>>,
+    listing_begin: HashMap<String, u64>,
+    seq: u64,
+    live: usize,
+}
+
+enum Verdict {
+    Apply,
+    Duplicate,
+    Stale,
+}
+
+impl State {
+    pub(crate) fn apply(
+        &mut self,
+        update: Update,
+        now: Instant,
+        counters: &Counters,
+        dirty: &mut BTreeSet<ServiceKey>,
+    ) {
+        self.seq += 1;
+        match update {
+            Update::Upsert(task) => self.upsert(task, counters, dirty, false),
+            Update::Remove { arn, version } => match self.verdict(&arn, version, true) {
+                Verdict::Apply => {
+                    self.remove(&arn, version, now, dirty);
+                    counters.applied.fetch_add(1, Ordering::Relaxed);
+                }
+                Verdict::Duplicate => {
+                    counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+                Verdict::Stale => {
+                    counters.stale.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            Update::BeginListing { cluster } => {
+                self.listing_begin.insert(cluster, self.seq);
+            }
+            Update::Reset { cluster, tasks } => self.reset(cluster, tasks, now, counters, dirty),
+            Update::Instance(instance) => self.instance(instance, counters, dirty),
+        }
+    }
+
+    /// Compares a version with the held one. A remove at the same version as a live task is new
+    /// information (the task stopped without a version bump we saw); a remove at the tombstone's
+    /// version is a duplicate.
+    fn verdict(&self, arn: &str, version: u64, is_remove: bool) -> Verdict {
+        match self.tasks.get(arn) {
+            None => Verdict::Apply,
+            Some(e) if version > e.version => Verdict::Apply,
+            Some(e) if version == e.version && is_remove && e.task.is_some() => Verdict::Apply,
+            Some(e) if version == e.version => Verdict::Duplicate,
+            Some(_) => Verdict::Stale,
+        }
+    }
+
+    fn upsert(
+        &mut self,
+        task: Task,
+        counters: &Counters,
+        dirty: &mut BTreeSet<ServiceKey>,
+        from_listing: bool,
+    ) {
+        match self.verdict(&task.arn, task.version, false) {
+            Verdict::Apply => {}
+            Verdict::Duplicate if from_listing => return,
+            Verdict::Duplicate => {
+                counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Verdict::Stale => {
+                if !from_listing {
+                    counters.stale.fetch_add(1, Ordering::Relaxed);
+                }
+                return;
+            }
+        }
+        counters.applied.fetch_add(1, Ordering::Relaxed);
+        self.unfile(&task.arn, dirty);
+        let file = filing(&task);
+        if let Filing::Served(key) = &file {
+            dirty.insert(key.clone());
+        }
+        self.members.entry(file).or_default().insert(task.arn.clone());
+        self.by_cluster
+            .entry(task.cluster.clone())
+            .or_default()
+            .insert(task.arn.clone());
+        if let Some(ci) = &task.container_instance {
+            self.tasks_on_instance
+                .entry(ci.clone())
+                .or_default()
+                .insert(task.arn.clone());
+        }
+        self.live += 1;
+        self.tasks.insert(
+            task.arn.clone(),
+            Entry {
+                version: task.version,
+                task: Some(Arc::new(task)),
+                changed_seq: self.seq,
+                removed_at: None,
+            },
+        );
+    }
+
+    fn remove(&mut self, arn: &str, version: u64, now: Instant, dirty: &mut BTreeSet<ServiceKey>) {
+        self.unfile(arn, dirty);
+        self.tasks.insert(
+            arn.to_string(),
+            Entry {
+                version,
+                task: None,
+                changed_seq: self.seq,
+                removed_at: Some(now),
+            },
+        );
+    }
+
+    /// Takes a live task out of every index (its entry stays, to be replaced by the caller).
+    fn unfile(&mut self, arn: &str, dirty: &mut BTreeSet<ServiceKey>) {
+        let Some(old) = self.tasks.get(arn).and_then(|e| e.task.clone()) else {
+            return;
+        };
+        self.live -= 1;
+        let file = filing(&old);
+        if let Some(set) = self.members.get_mut(&file) {
+            set.remove(arn);
+            if set.is_empty() {
+                self.members.remove(&file);
+            }
+        }
+        if let Filing::Served(key) = file {
+            dirty.insert(key);
+        }
+        if let Some(set) = self.by_cluster.get_mut(&old.cluster) {
+            set.remove(arn);
+            if set.is_empty() {
+                self.by_cluster.remove(&old.cluster);
+            }
+        }
+        if let Some(ci) = &old.container_instance
+            && let Some(set) = self.tasks_on_instance.get_mut(ci)
+        {
+            set.remove(arn);
+            if set.is_empty() {
+                self.tasks_on_instance.remove(ci);
+            }
+        }
+    }
+
+    fn reset(
+        &mut self,
+        cluster: String,
+        tasks: Vec<Task>,
+        now: Instant,
+        counters: &Counters,
+        dirty: &mut BTreeSet<ServiceKey>,
+    ) {
+        counters.resets.fetch_add(1, Ordering::Relaxed);
+        // Without a marker the listing is taken as of now: everything unlisted goes.
+        let begin = self.listing_begin.remove(&cluster).unwrap_or(self.seq);
+        let listed: HashSet<String> = tasks.iter().map(|t| t.arn.clone()).collect();
+        for task in tasks.into_iter().filter(|t| t.cluster == cluster) {
+            self.upsert(task, counters, dirty, true);
+        }
+        let missing: Vec<(String, u64)> = self
+            .by_cluster
+            .get(&cluster)
+            .into_iter()
+            .flatten()
+            .filter(|arn| !listed.contains(*arn))
+            .filter_map(|arn| {
+                let entry = self.tasks.get(arn)?;
+                (entry.changed_seq <= begin).then(|| (arn.clone(), entry.version))
+            })
+            .collect();
+        for (arn, version) in missing {
+            self.remove(&arn, version, now, dirty);
+            counters.reset_removed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn instance(
+        &mut self,
+        instance: ContainerInstance,
+        counters: &Counters,
+        dirty: &mut BTreeSet<ServiceKey>,
+    ) {
+        let previous = self.instances.get(&instance.arn).copied();
+        if let Some((version, _)) = previous
+            && version >= instance.version
+        {
+            let counter = if version == instance.version {
+                &counters.duplicates
+            } else {
+                &counters.stale
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        counters.applied.fetch_add(1, Ordering::Relaxed);
+        let was_draining = previous.is_some_and(|(_, s)| s != InstanceStatus::Active);
+        let draining = instance.status != InstanceStatus::Active;
+        self.instances
+            .insert(instance.arn.clone(), (instance.version, instance.status));
+        if was_draining == draining {
+            return;
+        }
+        for arn in self.tasks_on_instance.get(&instance.arn).into_iter().flatten() {
+            if let Some(task) = self.tasks.get(arn).and_then(|e| e.task.as_ref())
+                && let Filing::Served(key) = filing(task)
+            {
+                dirty.insert(key);
+            }
+        }
+    }
+
+    /// The tasks filed under `key`, each with whether its container instance is draining.
+    pub(crate) fn members(&self, key: &ServiceKey) -> Vec<(Arc<Task>, bool)> {
+        let file = Filing::Served(key.clone());
+        self.members
+            .get(&file)
+            .into_iter()
+            .flatten()
+            .filter_map(|arn| self.tasks.get(arn)?.task.clone())
+            .map(|task| {
+                let draining = task.container_instance.as_ref().is_some_and(|ci| {
+                    self.instances
+                        .get(ci)
+                        .is_some_and(|(_, s)| *s != InstanceStatus::Active)
+                });
+                (task, draining)
+            })
+            .collect()
+    }
+
+    pub(crate) fn prune_tombstones(&mut self, now: Instant, ttl: Duration) -> usize {
+        let before = self.tasks.len();
+        self.tasks.retain(|_, e| {
+            e.removed_at
+                .is_none_or(|at| now.saturating_duration_since(at) < ttl)
+        });
+        before - self.tasks.len()
+    }
+
+    pub(crate) fn task(&self, arn: &str) -> Option<Arc<Task>> {
+        self.tasks.get(arn)?.task.clone()
+    }
+
+    pub(crate) fn live_tasks(&self) -> Vec<Arc<Task>> {
+        let sorted: BTreeMap<&String, &Arc<Task>> = self
+            .tasks
+            .iter()
+            .filter_map(|(arn, e)| Some((arn, e.task.as_ref()?)))
+            .collect();
+        sorted.into_values().cloned().collect()
+    }
+
+    pub(crate) fn live_count(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn invalid_names(&self) -> Vec<Problem> {
+        let mut problems: Vec<Problem> = self
+            .members
+            .iter()
+            .filter_map(|(file, arns)| match file {
+                Filing::Invalid {
+                    cluster,
+                    name,
+                    reason,
+                } => Some(Problem::InvalidName {
+                    cluster: cluster.clone(),
+                    name: name.clone(),
+                    reason: reason.clone(),
+                    tasks: arns.len(),
+                }),
+                Filing::Served(_) => None,
+            })
+            .collect();
+        problems.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        problems
+    }
+}

@@ -1,0 +1,235 @@
+//! Registry unit and property tests.
+
+use super::*;
+use model::{ContainerInstance, Health, InstanceStatus, TaskGroup, TaskStatus};
+use proptest::prelude::*;
+
+fn task(id: &str, group: &str, version: u64) -> Task {
+    Task {
+        arn: format!("arn:aws:ecs:us-east-1:1:task/c/{id}"),
+        id: id.to_string(),
+        cluster: "c".into(),
+        group: TaskGroup::parse(group),
+        version,
+        last_status: TaskStatus::Running,
+        desired_status: TaskStatus::Running,
+        health: Health::Unknown,
+        health_checked: false,
+        addresses: vec![format!("10.0.0.{}", version % 250).parse().unwrap()],
+        ports: vec![],
+        az: None,
+        task_definition: None,
+        container_instance: None,
+        started_at: None,
+    }
+}
+
+fn key(name: &str) -> ServiceKey {
+    ServiceKey {
+        cluster: "c".into(),
+        name: name.into(),
+    }
+}
+
+fn served_ids(r: &Registry, name: &str) -> Vec<String> {
+    r.service(&key(name))
+        .map(|s| s.served().map(|t| t.id.clone()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn versions_order_updates() {
+    let r = Registry::new(RegistryConfig::default());
+    assert_eq!(r.apply(Update::Upsert(task("a", "service:web", 2))), 1);
+    // duplicate and stale change nothing and do not bump the generation
+    assert_eq!(r.apply(Update::Upsert(task("a", "service:web", 2))), 1);
+    assert_eq!(r.apply(Update::Upsert(task("a", "service:web", 1))), 1);
+    let s = r.stats();
+    assert_eq!((s.applied, s.duplicates, s.stale), (1, 1, 1));
+    assert_eq!(served_ids(&r, "web"), vec!["a"]);
+    // remove, then a late older RUNNING event must not resurrect the task
+    let arn = task("a", "service:web", 0).arn;
+    r.apply(Update::Remove {
+        arn: arn.clone(),
+        version: 3,
+    });
+    r.apply(Update::Upsert(task("a", "service:web", 2)));
+    assert!(r.service(&key("web")).is_none());
+    assert!(r.task(&arn).is_none());
+    // after the tombstone expires an old event would be taken as new: that is the ttl's job
+    assert_eq!(
+        r.prune_tombstones(Instant::now() + Duration::from_secs(3600), Duration::from_secs(60)),
+        1
+    );
+}
+
+#[test]
+fn draining_and_stopping_leave_at_once() {
+    let r = Registry::new(RegistryConfig {
+        fail_open: false,
+        ..Default::default()
+    });
+    let mut a = task("a", "service:web", 1);
+    a.container_instance = Some("ci-1".into());
+    r.apply(Update::Upsert(a.clone()));
+    r.apply(Update::Upsert(task("b", "service:web", 1)));
+    assert_eq!(served_ids(&r, "web"), vec!["a", "b"]);
+    r.apply(Update::Instance(ContainerInstance {
+        arn: "ci-1".into(),
+        cluster: "c".into(),
+        status: InstanceStatus::Draining,
+        version: 5,
+    }));
+    assert_eq!(served_ids(&r, "web"), vec!["b"]);
+    let snap = r.service(&key("web")).unwrap();
+    assert!(snap.tasks.iter().any(|t| t.task.id == "a" && t.instance_draining));
+    let mut b = task("b", "service:web", 2);
+    b.desired_status = TaskStatus::Stopped;
+    r.apply(Update::Upsert(b));
+    assert!(served_ids(&r, "web").is_empty());
+    assert_eq!(r.service(&key("web")).unwrap().tasks.len(), 2, "still visible");
+}
+
+#[test]
+fn fail_open_serves_live_tasks_when_none_is_usable() {
+    let r = Registry::new(RegistryConfig::default());
+    let mut a = task("a", "service:web", 1);
+    a.health = Health::Unhealthy;
+    let mut b = task("b", "service:web", 1);
+    b.health = Health::Unhealthy;
+    b.desired_status = TaskStatus::Stopped;
+    r.apply_batch([Update::Upsert(a.clone()), Update::Upsert(b)]);
+    let snap = r.service(&key("web")).unwrap();
+    assert!(snap.fail_open);
+    assert_eq!(served_ids(&r, "web"), vec!["a"], "stopping tasks stay out");
+    a.health = Health::Healthy;
+    a.version = 2;
+    r.apply(Update::Upsert(a));
+    assert!(!r.service(&key("web")).unwrap().fail_open);
+}
+
+#[test]
+fn reset_keeps_changes_newer_than_the_listing() {
+    let r = Registry::new(RegistryConfig::default());
+    r.apply_batch([
+        Update::Upsert(task("old", "service:web", 1)),
+        Update::Upsert(task("kept", "service:web", 1)),
+    ]);
+    r.apply(Update::BeginListing {
+        cluster: "c".into(),
+    });
+    // while the listing runs: a new task starts, and "kept" moves on to version 3
+    r.apply(Update::Upsert(task("new", "service:web", 1)));
+    r.apply(Update::Upsert(task("kept", "service:web", 3)));
+    // the listing saw "kept" at version 2 and neither "old" (missed stop) nor "new"
+    r.apply(Update::Reset {
+        cluster: "c".into(),
+        tasks: vec![task("kept", "service:web", 2)],
+    });
+    assert_eq!(served_ids(&r, "web"), vec!["kept", "new"]);
+    assert_eq!(r.task(&task("kept", "", 0).arn).unwrap().version, 3);
+    assert_eq!(r.stats().reset_removed, 1);
+    // a reset without a marker replaces everything unlisted
+    r.apply(Update::Reset {
+        cluster: "c".into(),
+        tasks: vec![],
+    });
+    assert!(r.live_tasks().is_empty());
+}
+
+#[test]
+fn collisions_and_invalid_names_are_reported() {
+    let r = Registry::new(RegistryConfig::default());
+    r.apply_batch([
+        Update::Upsert(task("s", "service:etl", 1)),
+        Update::Upsert(task("f", "family:etl", 1)),
+        Update::Upsert(task("u", "service:ETL", 1)),
+        Update::Upsert(task("x", &format!("service:{}", "n".repeat(70)), 1)),
+    ]);
+    // the service wins over the family; "ETL" sorts before "etl" and wins the case collision
+    assert_eq!(served_ids(&r, "etl"), vec!["u"]);
+    let problems = r.problems();
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(problems.iter().any(|p| matches!(p, Problem::InvalidName { tasks: 1, .. })));
+    assert_eq!(r.stats().tasks, 4, "unservable tasks are kept, not dropped");
+}
+
+#[test]
+fn change_feed_lists_changed_services() {
+    let r = Registry::new(RegistryConfig {
+        journal_len: 2,
+        ..Default::default()
+    });
+    let g1 = r.apply(Update::Upsert(task("a", "service:web", 1)));
+    r.apply(Update::Upsert(task("b", "service:api", 1)));
+    let c = r.changes_since(g1);
+    assert_eq!(c.services, Some(vec![key("api")]));
+    r.apply(Update::Upsert(task("c", "service:db", 1)));
+    assert_eq!(r.changes_since(0).services, None, "journal no longer reaches 0");
+    assert_eq!(r.changes_since(r.generation()).services, Some(vec![]));
+}
+
+/// One task's life as a source would report it: versions 1..=n, maybe ending in a stop.
+fn history(id: usize, steps: u64, stops: bool) -> Vec<Update> {
+    let name = format!("t{id}");
+    let group = if id % 2 == 0 { "service:web" } else { "family:etl" };
+    let mut out: Vec<Update> = (1..=steps)
+        .map(|v| {
+            let mut t = task(&name, group, v);
+            t.health = if v % 3 == 0 {
+                Health::Unhealthy
+            } else {
+                Health::Healthy
+            };
+            Update::Upsert(t)
+        })
+        .collect();
+    if stops {
+        out.push(Update::Remove {
+            arn: task(&name, group, 0).arn,
+            version: steps + 1,
+        });
+    }
+    out
+}
+
+fn final_state(r: &Registry) -> (Vec<Arc<Task>>, Vec<(ServiceKey, Vec<String>)>) {
+    let services = r
+        .services()
+        .iter()
+        .map(|s| (s.key.clone(), s.served().map(|t| t.id.clone()).collect()))
+        .collect();
+    (r.live_tasks(), services)
+}
+
+proptest! {
+    #[test]
+    fn any_permutation_with_duplicates_converges(
+        lives in prop::collection::vec((1u64..6, any::<bool>()), 1..8),
+        shuffle in prop::collection::vec(any::<u32>(), 0..64),
+        dups in prop::collection::vec(any::<prop::sample::Index>(), 0..10),
+        batch in 1usize..5,
+    ) {
+        let in_order: Vec<Update> = lives
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (steps, stops))| history(i, *steps, *stops))
+            .collect();
+        let expected = Registry::new(RegistryConfig::default());
+        expected.apply_batch(in_order.clone());
+
+        let mut messy = in_order.clone();
+        for d in &dups {
+            messy.push(d.get(&in_order).clone());
+        }
+        for (i, s) in shuffle.iter().enumerate() {
+            let n = messy.len();
+            messy.swap(i % n, *s as usize % n);
+        }
+        let got = Registry::new(RegistryConfig::default());
+        for chunk in messy.chunks(batch) {
+            got.apply_batch(chunk.to_vec());
+        }
+        prop_assert_eq!(final_state(&got), final_state(&expected));
+    }
+}
