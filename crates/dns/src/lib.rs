@@ -1,1 +1,61 @@
-//! dns
+//! Authoritative DNS for the registry: the naming schema, prepared wire-format answers, and the
+//! UDP and TCP servers that hand them out.
+//!
+//! Invariants:
+//! - The query path never walks tasks: it lower-cases the name, does one hash lookup, and copies
+//!   prepared bytes (patching the ID, the client's question and the rotation). Answers are
+//!   prepared when the registry changes ([`follow`]), not when asked.
+//! - One answer function ([`Answerer::respond`]) serves UDP and TCP, so both transports give the
+//!   same answer; only the size limit differs.
+//! - Record data is encoded by hickory-proto; this crate only assembles whole messages.
+//! - Every name compression pointer in a prepared record points into the question, so records are
+//!   position-independent and can be rotated or dropped without re-encoding.
+//! - Malformed input is dropped or answered with FORMERR and counted; nothing here panics on it.
+
+mod answer;
+mod config;
+pub mod follow;
+mod metrics;
+mod prepare;
+mod server;
+mod table;
+mod wire;
+
+pub use answer::{Answerer, Outcome, Transport};
+pub use config::ZoneConfig;
+pub use metrics::{DnsMetrics, MetricsSnapshot};
+pub use server::{DnsServer, ServerConfig, bind_udp_tcp};
+pub use table::AnswerTable;
+
+use thiserror::Error;
+
+/// Errors of the DNS crate: configuration and socket setup. Query handling has no error path;
+/// bad queries become DNS rcodes or counted drops.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DnsError {
+    /// The zone or a name in the configuration is not a valid domain name.
+    #[error("invalid name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// Encoding a record failed (a name or record too long for DNS).
+    #[error("cannot encode record for {name}: {reason}")]
+    Encode {
+        /// Owner name.
+        name: String,
+        /// Encoder's message.
+        reason: String,
+    },
+    /// Binding or configuring a socket failed.
+    #[error("socket {addr}: {source}")]
+    Socket {
+        /// Address being bound.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}

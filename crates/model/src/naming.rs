@@ -66,7 +66,10 @@ mod tests {
     fn labels() {
         assert_eq!(dns_label("Web-1_a"), Ok("web-1_a".to_string()));
         assert_eq!(dns_label(""), Err(NameError::Empty));
-        assert_eq!(dns_label(&"a".repeat(64)), Err(NameError::TooLong { len: 64 }));
+        assert_eq!(
+            dns_label(&"a".repeat(64)),
+            Err(NameError::TooLong { len: 64 })
+        );
         assert!(dns_label(&"a".repeat(63)).is_ok());
         assert_eq!(dns_label("a.b"), Err(NameError::BadCharacter { ch: '.' }));
         assert_eq!(dns_label("ü"), Err(NameError::BadCharacter { ch: 'ü' }));

@@ -338,20 +338,35 @@ mod tests {
         assert!(t.is_usable(false));
         assert!(!t.is_usable(true), "draining instance");
         t.health_checked = true;
-        assert!(!t.is_usable(false), "UNKNOWN with a health check is not yet healthy");
+        assert!(
+            !t.is_usable(false),
+            "UNKNOWN with a health check is not yet healthy"
+        );
         assert!(t.is_live(false), "but it is live (fail-open set)");
         t.health = Health::Healthy;
         assert!(t.is_usable(false));
         t.desired_status = TaskStatus::Stopped;
-        assert!(!t.is_usable(false) && !t.is_live(false), "stopping leaves at once");
+        assert!(
+            !t.is_usable(false) && !t.is_live(false),
+            "stopping leaves at once"
+        );
     }
 
     #[test]
     fn groups_and_statuses() {
-        assert_eq!(TaskGroup::parse("family:etl"), TaskGroup::Family("etl".into()));
-        assert_eq!(TaskGroup::parse("nightly"), TaskGroup::Custom("nightly".into()));
+        assert_eq!(
+            TaskGroup::parse("family:etl"),
+            TaskGroup::Family("etl".into())
+        );
+        assert_eq!(
+            TaskGroup::parse("nightly"),
+            TaskGroup::Custom("nightly".into())
+        );
         assert!(TaskGroup::parse("service:a").is_service());
-        assert_eq!(TaskStatus::parse("NEWTHING"), TaskStatus::Other("NEWTHING".into()));
+        assert_eq!(
+            TaskStatus::parse("NEWTHING"),
+            TaskStatus::Other("NEWTHING".into())
+        );
         assert_eq!(TaskStatus::parse("STOPPED").as_str(), "STOPPED");
         assert_eq!(Health::parse("weird"), Health::Unknown);
         assert_eq!(InstanceStatus::parse("DRAINING"), InstanceStatus::Draining);

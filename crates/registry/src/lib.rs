@@ -195,7 +195,11 @@ impl Registry {
 
     /// Every snapshot, sorted by key.
     pub fn services(&self) -> Vec<Arc<ServiceSnapshot>> {
-        let mut all: Vec<_> = self.services.iter().map(|s| Arc::clone(s.value())).collect();
+        let mut all: Vec<_> = self
+            .services
+            .iter()
+            .map(|s| Arc::clone(s.value()))
+            .collect();
         all.sort_by(|a, b| a.key.cmp(&b.key));
         all
     }

@@ -62,7 +62,10 @@ pub struct ServiceSnapshot {
 impl ServiceSnapshot {
     /// The tasks DNS serves, sorted by task id.
     pub fn served(&self) -> impl Iterator<Item = &Task> {
-        self.tasks.iter().filter(|t| t.served).map(|t| t.task.as_ref())
+        self.tasks
+            .iter()
+            .filter(|t| t.served)
+            .map(|t| t.task.as_ref())
     }
 
     /// Builds a snapshot from the tasks filed under `key`. `draining` says, per task, whether its

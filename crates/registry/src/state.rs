@@ -133,7 +133,10 @@ impl State {
         if let Filing::Served(key) = &file {
             dirty.insert(key.clone());
         }
-        self.members.entry(file).or_default().insert(task.arn.clone());
+        self.members
+            .entry(file)
+            .or_default()
+            .insert(task.arn.clone());
         self.by_cluster
             .entry(task.cluster.clone())
             .or_default()
@@ -259,7 +262,12 @@ impl State {
         if was_draining == draining {
             return;
         }
-        for arn in self.tasks_on_instance.get(&instance.arn).into_iter().flatten() {
+        for arn in self
+            .tasks_on_instance
+            .get(&instance.arn)
+            .into_iter()
+            .flatten()
+        {
             if let Some(task) = self.tasks.get(arn).and_then(|e| e.task.as_ref())
                 && let Filing::Served(key) = filing(task)
             {

@@ -58,7 +58,10 @@ fn versions_order_updates() {
     assert!(r.task(&arn).is_none());
     // after the tombstone expires an old event would be taken as new: that is the ttl's job
     assert_eq!(
-        r.prune_tombstones(Instant::now() + Duration::from_secs(3600), Duration::from_secs(60)),
+        r.prune_tombstones(
+            Instant::now() + Duration::from_secs(3600),
+            Duration::from_secs(60)
+        ),
         1
     );
 }
@@ -82,12 +85,20 @@ fn draining_and_stopping_leave_at_once() {
     }));
     assert_eq!(served_ids(&r, "web"), vec!["b"]);
     let snap = r.service(&key("web")).unwrap();
-    assert!(snap.tasks.iter().any(|t| t.task.id == "a" && t.instance_draining));
+    assert!(
+        snap.tasks
+            .iter()
+            .any(|t| t.task.id == "a" && t.instance_draining)
+    );
     let mut b = task("b", "service:web", 2);
     b.desired_status = TaskStatus::Stopped;
     r.apply(Update::Upsert(b));
     assert!(served_ids(&r, "web").is_empty());
-    assert_eq!(r.service(&key("web")).unwrap().tasks.len(), 2, "still visible");
+    assert_eq!(
+        r.service(&key("web")).unwrap().tasks.len(),
+        2,
+        "still visible"
+    );
 }
 
 #[test]
@@ -150,7 +161,11 @@ fn collisions_and_invalid_names_are_reported() {
     assert_eq!(served_ids(&r, "etl"), vec!["u"]);
     let problems = r.problems();
     assert_eq!(problems.len(), 3, "{problems:?}");
-    assert!(problems.iter().any(|p| matches!(p, Problem::InvalidName { tasks: 1, .. })));
+    assert!(
+        problems
+            .iter()
+            .any(|p| matches!(p, Problem::InvalidName { tasks: 1, .. }))
+    );
     assert_eq!(r.stats().tasks, 4, "unservable tasks are kept, not dropped");
 }
 
@@ -165,14 +180,22 @@ fn change_feed_lists_changed_services() {
     let c = r.changes_since(g1);
     assert_eq!(c.services, Some(vec![key("api")]));
     r.apply(Update::Upsert(task("c", "service:db", 1)));
-    assert_eq!(r.changes_since(0).services, None, "journal no longer reaches 0");
+    assert_eq!(
+        r.changes_since(0).services,
+        None,
+        "journal no longer reaches 0"
+    );
     assert_eq!(r.changes_since(r.generation()).services, Some(vec![]));
 }
 
 /// One task's life as a source would report it: versions 1..=n, maybe ending in a stop.
 fn history(id: usize, steps: u64, stops: bool) -> Vec<Update> {
     let name = format!("t{id}");
-    let group = if id % 2 == 0 { "service:web" } else { "family:etl" };
+    let group = if id % 2 == 0 {
+        "service:web"
+    } else {
+        "family:etl"
+    };
     let mut out: Vec<Update> = (1..=steps)
         .map(|v| {
             let mut t = task(&name, group, v);

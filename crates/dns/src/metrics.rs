@@ -1,0 +1,133 @@
+//! DNS counters: queries by type and rcode, truncations, drops, TCP connections.
+//!
+//! Counted, not traced: a span per query would cost more than the answer itself.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::answer::{Outcome, Transport};
+
+const QTYPES: [(u16, &str); 9] = [
+    (1, "A"),
+    (28, "AAAA"),
+    (33, "SRV"),
+    (16, "TXT"),
+    (12, "PTR"),
+    (6, "SOA"),
+    (2, "NS"),
+    (255, "ANY"),
+    (0, "other"),
+];
+const RCODES: [(u16, &str); 7] = [
+    (0, "NOERROR"),
+    (1, "FORMERR"),
+    (3, "NXDOMAIN"),
+    (4, "NOTIMP"),
+    (5, "REFUSED"),
+    (16, "BADVERS"),
+    (u16::MAX, "other"),
+];
+
+/// Shared DNS counters. All relaxed atomics: they are statistics, not synchronisation.
+#[derive(Debug, Default)]
+pub struct DnsMetrics {
+    udp: AtomicU64,
+    tcp: AtomicU64,
+    by_qtype: [AtomicU64; QTYPES.len()],
+    by_rcode: [AtomicU64; RCODES.len()],
+    truncated: AtomicU64,
+    dropped: AtomicU64,
+    tcp_connections: AtomicU64,
+    tcp_rejected: AtomicU64,
+    tcp_idle_closed: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// Queries over UDP (including dropped ones).
+    pub udp: u64,
+    /// Queries over TCP.
+    pub tcp: u64,
+    /// Answered queries by question type.
+    pub by_qtype: Vec<(&'static str, u64)>,
+    /// Responses by rcode.
+    pub by_rcode: Vec<(&'static str, u64)>,
+    /// Responses sent with TC=1.
+    pub truncated: u64,
+    /// Packets dropped unanswered (too short to answer, or responses).
+    pub dropped: u64,
+    /// TCP connections accepted.
+    pub tcp_connections: u64,
+    /// TCP connections refused over the connection cap.
+    pub tcp_rejected: u64,
+    /// TCP connections closed for idleness or a stalled read.
+    pub tcp_idle_closed: u64,
+}
+
+impl DnsMetrics {
+    pub(crate) fn count(&self, qtype: Option<u16>, outcome: Outcome, transport: Transport) {
+        let transport = match transport {
+            Transport::Udp => &self.udp,
+            Transport::Tcp => &self.tcp,
+        };
+        transport.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Outcome::Dropped => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Answered { rcode, truncated } => {
+                if let Some(qtype) = qtype {
+                    let i = QTYPES
+                        .iter()
+                        .position(|(t, _)| *t == qtype)
+                        .unwrap_or(QTYPES.len() - 1);
+                    self.by_qtype[i].fetch_add(1, Ordering::Relaxed);
+                }
+                let i = RCODES
+                    .iter()
+                    .position(|(r, _)| *r == rcode)
+                    .unwrap_or(RCODES.len() - 1);
+                self.by_rcode[i].fetch_add(1, Ordering::Relaxed);
+                if truncated {
+                    self.truncated.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn tcp_connection(&self) {
+        self.tcp_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn tcp_rejected(&self) {
+        self.tcp_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn tcp_idle_closed(&self) {
+        self.tcp_idle_closed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads every counter.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            udp: load(&self.udp),
+            tcp: load(&self.tcp),
+            by_qtype: QTYPES
+                .iter()
+                .zip(&self.by_qtype)
+                .map(|((_, n), c)| (*n, load(c)))
+                .collect(),
+            by_rcode: RCODES
+                .iter()
+                .zip(&self.by_rcode)
+                .map(|((_, n), c)| (*n, load(c)))
+                .collect(),
+            truncated: load(&self.truncated),
+            dropped: load(&self.dropped),
+            tcp_connections: load(&self.tcp_connections),
+            tcp_rejected: load(&self.tcp_rejected),
+            tcp_idle_closed: load(&self.tcp_idle_closed),
+        }
+    }
+}

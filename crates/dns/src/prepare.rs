@@ -1,0 +1,370 @@
+//! Prepares wire-format answers for the naming schema, once per registry change.
+//!
+//! Every record is encoded by hickory-proto as if it followed the question of a query for its
+//! RRset's name: the owner name is compressed against the question, everything else is written
+//! uncompressed. The bytes are then valid at any position after that question, which lets the
+//! answer path rotate, truncate and splice records with plain copies.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, SRV, TXT};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+use model::{Task, port_label};
+use registry::ServiceSnapshot;
+
+use crate::{DnsError, ZoneConfig};
+
+/// Position-independent records, one unit after another. A unit is one record in an answer
+/// section, or the group of additional records that belongs to one answer record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Units {
+    /// Concatenated wire bytes.
+    pub(crate) bytes: Box<[u8]>,
+    /// Start offset of each unit, plus the end: `len() == units + 1`.
+    pub(crate) bounds: Box<[u32]>,
+    /// Records in each unit.
+    pub(crate) counts: Box<[u16]>,
+}
+
+impl Units {
+    pub(crate) fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    pub(crate) fn records(&self) -> usize {
+        self.counts.iter().map(|c| usize::from(*c)).sum()
+    }
+
+    pub(crate) fn unit(&self, i: usize) -> &[u8] {
+        &self.bytes[self.bounds[i] as usize..self.bounds[i + 1] as usize]
+    }
+
+    fn from_units(units: Vec<(Vec<u8>, u16)>) -> Self {
+        let mut bytes = Vec::new();
+        let mut bounds = vec![0u32];
+        let mut counts = Vec::with_capacity(units.len());
+        for (unit, count) in units {
+            bytes.extend_from_slice(&unit);
+            bounds.push(bytes.len() as u32);
+            counts.push(count);
+        }
+        Self {
+            bytes: bytes.into(),
+            bounds: bounds.into(),
+            counts: counts.into(),
+        }
+    }
+}
+
+/// The prepared answer for one (name, type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rrset {
+    pub(crate) qtype: u16,
+    /// One unit per record.
+    pub(crate) answer: Units,
+    /// Empty, or one unit per answer record (that record's additional data).
+    pub(crate) additional: Units,
+    /// Offset of the SOA serial inside `answer` (the apex SOA), patched per query.
+    pub(crate) serial_at: Option<usize>,
+}
+
+/// Everything served at one name. No RRsets: the name exists but holds no data (an empty
+/// non-terminal, or a service with nothing to serve): NODATA, never NXDOMAIN.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct NameEntry {
+    pub(crate) rrsets: Box<[Rrset]>,
+}
+
+/// Encodes one record positioned after a question for `qname`.
+fn encode(qname: &Name, owner: &Name, ttl: u32, rdata: &RData) -> Result<Vec<u8>, DnsError> {
+    let err = |e: hickory_proto::ProtoError| DnsError::Encode {
+        name: owner.to_string(),
+        reason: e.to_string(),
+    };
+    // The owner, compressed against the question.
+    let mut seeded = Vec::with_capacity(128);
+    let mut enc = BinEncoder::new(&mut seeded);
+    enc.emit_vec(&[0u8; 12]).map_err(err)?;
+    qname.emit(&mut enc).map_err(err)?;
+    let start = enc.offset();
+    owner.emit(&mut enc).map_err(err)?;
+    // The rest, uncompressed, so nothing points inside the record itself.
+    let mut rest = Vec::with_capacity(128);
+    let mut enc = BinEncoder::new(&mut rest);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    rdata.record_type().emit(&mut enc).map_err(err)?;
+    DNSClass::IN.emit(&mut enc).map_err(err)?;
+    enc.emit_u32(ttl).map_err(err)?;
+    let place = enc.place::<u16>().map_err(err)?;
+    rdata.emit(&mut enc).map_err(err)?;
+    let len = enc.len_since_place(&place) as u16;
+    place.replace(&mut enc, len).map_err(err)?;
+    let mut out = seeded[start..].to_vec();
+    out.extend_from_slice(&rest);
+    Ok(out)
+}
+
+/// Builds the prepared entries of one zone from registry snapshots.
+pub(crate) struct Preparer<'a> {
+    pub(crate) zone: &'a ZoneConfig,
+}
+
+/// What one owner name holds while a service is being prepared.
+#[derive(Default)]
+struct Pending {
+    /// qtype -> records (owner = this name), plus additional units per record.
+    rrsets: BTreeMap<u16, Vec<(RData, Option<Name>)>>,
+}
+
+impl Preparer<'_> {
+    fn name(&self, labels: &[&str]) -> Result<Name, DnsError> {
+        let mut name = self.zone.origin.clone();
+        for label in labels.iter().rev() {
+            name = name
+                .prepend_label(label.as_bytes())
+                .map_err(|e| DnsError::InvalidName {
+                    name: format!("{label}.{name}"),
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(name)
+    }
+
+    /// Address records of one task name, for answers and for SRV additional data.
+    fn address_rdata(task: &Task) -> (Vec<RData>, Vec<RData>) {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for addr in &task.addresses {
+            match addr {
+                IpAddr::V4(a) => v4.push(RData::A(A(*a))),
+                IpAddr::V6(a) => v6.push(RData::AAAA(AAAA(*a))),
+            }
+        }
+        v4.dedup();
+        v6.dedup();
+        (v4, v6)
+    }
+
+    fn txt(task: &Task) -> RData {
+        let mut strings = vec![
+            format!("status={}", task.last_status.as_str()),
+            format!("desired={}", task.desired_status.as_str()),
+            format!("health={}", task.health.as_str()),
+        ];
+        if let Some(az) = &task.az {
+            strings.push(format!("az={az}"));
+        }
+        if let Some(td) = &task.task_definition {
+            strings.push(format!("taskdef={}", td.rsplit('/').next().unwrap_or(td)));
+        }
+        strings.push(format!("version={}", task.version));
+        strings.retain(|s| s.len() <= 255);
+        RData::TXT(TXT::new(strings))
+    }
+
+    /// Every name a served service owns, with its prepared RRsets. Names that exist but hold no
+    /// data (`_tcp.S.C.Z`, or `S.C.Z` with nothing served) come back with no RRsets.
+    pub(crate) fn service(
+        &self,
+        snapshot: &ServiceSnapshot,
+    ) -> Result<Vec<(Name, NameEntry)>, DnsError> {
+        let key = &snapshot.key;
+        let ttl = self
+            .zone
+            .service_ttl
+            .get(&key.to_string())
+            .copied()
+            .unwrap_or(self.zone.ttl);
+        let service = self.name(&[&key.name, &key.cluster])?;
+        let mut names: BTreeMap<Name, Pending> = BTreeMap::new();
+        names.entry(service.clone()).or_default();
+        let mut additional: BTreeMap<Name, Vec<RData>> = BTreeMap::new();
+        for task in snapshot.served() {
+            let Ok(id) = model::dns_label(&task.id) else {
+                continue;
+            };
+            if id.starts_with('_') {
+                continue;
+            }
+            let task_name =
+                service
+                    .prepend_label(id.as_bytes())
+                    .map_err(|e| DnsError::InvalidName {
+                        name: format!("{id}.{service}"),
+                        reason: e.to_string(),
+                    })?;
+            let (v4, v6) = Self::address_rdata(task);
+            let own = names.entry(task_name.clone()).or_default();
+            for rdata in v4.iter().chain(&v6) {
+                own.rrsets
+                    .entry(u16::from(rdata.record_type()))
+                    .or_default()
+                    .push((rdata.clone(), None));
+            }
+            own.rrsets
+                .entry(u16::from(RecordType::TXT))
+                .or_default()
+                .push((Self::txt(task), None));
+            additional.insert(task_name.clone(), v4.iter().chain(&v6).cloned().collect());
+            let svc = names.entry(service.clone()).or_default();
+            for rdata in v4.iter().chain(&v6) {
+                let set = svc
+                    .rrsets
+                    .entry(u16::from(rdata.record_type()))
+                    .or_default();
+                if !set.iter().any(|(r, _)| r == rdata) {
+                    set.push((rdata.clone(), None));
+                }
+            }
+            for (i, port) in task.ports.iter().enumerate() {
+                let srv = RData::SRV(SRV::new(0, 1, port.port, task_name.clone()));
+                if i == 0 {
+                    names
+                        .entry(service.clone())
+                        .or_default()
+                        .rrsets
+                        .entry(u16::from(RecordType::SRV))
+                        .or_default()
+                        .push((srv.clone(), Some(task_name.clone())));
+                }
+                let Ok(plabel) = port_label(&port.name) else {
+                    continue;
+                };
+                let proto = self.name(&[port.protocol.label(), &key.name, &key.cluster])?;
+                names.entry(proto.clone()).or_default();
+                let port_name =
+                    proto
+                        .prepend_label(plabel.as_bytes())
+                        .map_err(|e| DnsError::InvalidName {
+                            name: format!("{plabel}.{proto}"),
+                            reason: e.to_string(),
+                        })?;
+                names
+                    .entry(port_name)
+                    .or_default()
+                    .rrsets
+                    .entry(u16::from(RecordType::SRV))
+                    .or_default()
+                    .push((srv, Some(task_name.clone())));
+            }
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for (name, pending) in names {
+            let mut rrsets = Vec::with_capacity(pending.rrsets.len());
+            for (qtype, records) in pending.rrsets {
+                let mut answer = Vec::with_capacity(records.len());
+                let mut extra = Vec::new();
+                for (rdata, target) in &records {
+                    answer.push((encode(&name, &name, ttl, rdata)?, 1));
+                    if let Some(target) = target {
+                        let mut unit = Vec::new();
+                        let addrs = additional.get(target).map(Vec::as_slice).unwrap_or(&[]);
+                        for addr in addrs {
+                            unit.extend(encode(&name, target, ttl, addr)?);
+                        }
+                        extra.push((unit, addrs.len() as u16));
+                    }
+                }
+                rrsets.push(Rrset {
+                    qtype,
+                    answer: Units::from_units(answer),
+                    additional: Units::from_units(extra),
+                    serial_at: None,
+                });
+            }
+            out.push((
+                name,
+                NameEntry {
+                    rrsets: rrsets.into(),
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    fn soa(&self, serial: u32) -> Result<RData, DnsError> {
+        let rname = self.name(&["hostmaster"])?;
+        Ok(RData::SOA(SOA::new(
+            self.zone.ns_name.clone(),
+            rname,
+            serial,
+            self.zone.refresh,
+            self.zone.retry,
+            self.zone.expire,
+            self.zone.negative_ttl,
+        )))
+    }
+
+    /// The apex (SOA, NS) and the in-zone name server's addresses.
+    pub(crate) fn apex(&self) -> Result<Vec<(Name, NameEntry)>, DnsError> {
+        let origin = &self.zone.origin;
+        let soa = encode(origin, origin, self.zone.soa_ttl, &self.soa(0)?)?;
+        // The serial is the fifth-from-last u32 of the SOA RDATA.
+        let serial_at = soa.len() - 20;
+        let ns = RData::NS(NS(self.zone.ns_name.clone()));
+        let mut entries = vec![(
+            origin.clone(),
+            NameEntry {
+                rrsets: vec![
+                    Rrset {
+                        qtype: u16::from(RecordType::SOA),
+                        answer: Units::from_units(vec![(soa, 1)]),
+                        additional: Units::default(),
+                        serial_at: Some(serial_at),
+                    },
+                    Rrset {
+                        qtype: u16::from(RecordType::NS),
+                        answer: Units::from_units(vec![(
+                            encode(origin, origin, self.zone.soa_ttl, &ns)?,
+                            1,
+                        )]),
+                        additional: Units::default(),
+                        serial_at: None,
+                    },
+                ]
+                .into(),
+            },
+        )];
+        let ns_name = &self.zone.ns_name;
+        if origin.zone_of(ns_name) && ns_name != origin {
+            let mut by_type: BTreeMap<u16, Vec<(Vec<u8>, u16)>> = BTreeMap::new();
+            for addr in &self.zone.ns_addresses {
+                let rdata = match addr {
+                    IpAddr::V4(a) => RData::A(A(*a)),
+                    IpAddr::V6(a) => RData::AAAA(AAAA(*a)),
+                };
+                let bytes = encode(ns_name, ns_name, self.zone.soa_ttl, &rdata)?;
+                by_type
+                    .entry(u16::from(rdata.record_type()))
+                    .or_default()
+                    .push((bytes, 1));
+            }
+            let rrsets = by_type
+                .into_iter()
+                .map(|(qtype, units)| Rrset {
+                    qtype,
+                    answer: Units::from_units(units),
+                    additional: Units::default(),
+                    serial_at: None,
+                })
+                .collect();
+            entries.push((ns_name.clone(), NameEntry { rrsets }));
+        }
+        Ok(entries)
+    }
+
+    /// The SOA for negative answers without its owner name (the answer path writes a pointer to
+    /// the zone inside the question), TTL = min(SOA TTL, MINIMUM) per RFC 2308. Returns the bytes
+    /// and the serial's offset in them.
+    pub(crate) fn negative_soa(&self) -> Result<(Vec<u8>, usize), DnsError> {
+        let origin = &self.zone.origin;
+        let ttl = self.zone.soa_ttl.min(self.zone.negative_ttl);
+        let soa = encode(origin, origin, ttl, &self.soa(0)?)?;
+        // encode() compressed the owner (the question itself) to a 2-byte pointer.
+        let body = soa[2..].to_vec();
+        let serial_at = body.len() - 20;
+        Ok((body, serial_at))
+    }
+}

@@ -1,0 +1,251 @@
+//! The UDP and TCP servers around [`Answerer::respond`].
+//!
+//! UDP runs on plain OS threads with blocking sockets: no task spawn, no allocation per query,
+//! one reused buffer each. TCP (RFC 7766: pipelined queries, idle timeout, connection cap) runs
+//! on tokio and answers with the same function, so both transports agree byte for byte apart
+//! from the size limit.
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::{Answerer, DnsError, Transport};
+
+/// Server limits.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Threads reading the UDP socket.
+    pub udp_workers: usize,
+    /// A TCP connection with no complete query for this long is closed (RFC 7766 6.2.3).
+    pub tcp_idle_timeout: Duration,
+    /// Open TCP connections at most; more are closed at once and counted.
+    pub tcp_max_connections: usize,
+    /// How long shutdown waits for in-flight TCP answers.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            udp_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            tcp_idle_timeout: Duration::from_secs(10),
+            tcp_max_connections: 1024,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Binds a UDP socket and a TCP listener on the same address. With port 0 the OS picks a UDP
+/// port and TCP takes the same one (retried a few times if TCP finds it taken).
+pub fn bind_udp_tcp(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsError> {
+    let sock_err = |addr, source| DnsError::Socket { addr, source };
+    let mut last = None;
+    for _ in 0..16 {
+        let udp = UdpSocket::bind(addr).map_err(|e| sock_err(addr, e))?;
+        let bound = udp.local_addr().map_err(|e| sock_err(addr, e))?;
+        match TcpListener::bind(bound) {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 => last = Some(e),
+            Err(e) => return Err(sock_err(bound, e)),
+        }
+    }
+    let e = last.unwrap_or_else(|| std::io::Error::other("no free port"));
+    Err(sock_err(addr, e))
+}
+
+/// A running DNS server. Dropping it does not stop it; call [`DnsServer::shutdown`].
+pub struct DnsServer {
+    local_addr: SocketAddr,
+    stop_udp: Arc<AtomicBool>,
+    udp_threads: Vec<JoinHandle<()>>,
+    stop_tcp: watch::Sender<bool>,
+    tcp_task: tokio::task::JoinHandle<()>,
+}
+
+impl DnsServer {
+    /// Starts serving on already-bound sockets. Must be called inside a tokio runtime (TCP).
+    pub fn start(
+        answerer: Answerer,
+        udp: UdpSocket,
+        tcp: TcpListener,
+        config: ServerConfig,
+    ) -> Result<Self, DnsError> {
+        let local_addr = udp.local_addr().map_err(|source| DnsError::Socket {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            source,
+        })?;
+        let sock_err = |source| DnsError::Socket {
+            addr: local_addr,
+            source,
+        };
+        // The read timeout lets workers notice shutdown without a wake-up packet.
+        udp.set_read_timeout(Some(Duration::from_millis(200)))
+            .map_err(sock_err)?;
+        let stop_udp = Arc::new(AtomicBool::new(false));
+        let mut udp_threads = Vec::new();
+        for i in 0..config.udp_workers.max(1) {
+            let socket = udp.try_clone().map_err(sock_err)?;
+            let answerer = answerer.clone();
+            let stop = Arc::clone(&stop_udp);
+            let thread = std::thread::Builder::new()
+                .name(format!("dns-udp-{i}"))
+                .spawn(move || udp_worker(&socket, &answerer, &stop, i))
+                .map_err(sock_err)?;
+            udp_threads.push(thread);
+        }
+        tcp.set_nonblocking(true).map_err(sock_err)?;
+        let tcp = tokio::net::TcpListener::from_std(tcp).map_err(sock_err)?;
+        let (stop_tcp, stopped) = watch::channel(false);
+        let tcp_task = tokio::spawn(tcp_accept(tcp, answerer, config, stopped));
+        Ok(Self {
+            local_addr,
+            stop_udp,
+            udp_threads,
+            stop_tcp,
+            tcp_task,
+        })
+    }
+
+    /// The address served (UDP and TCP).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets in-flight TCP answers finish (within the grace period), and joins
+    /// every worker.
+    pub async fn shutdown(self) {
+        self.stop_udp.store(true, Ordering::Relaxed);
+        let _ = self.stop_tcp.send(true);
+        let _ = self.tcp_task.await;
+        let threads = self.udp_threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}
+
+fn udp_worker(socket: &UdpSocket, answerer: &Answerer, stop: &AtomicBool, seed: usize) {
+    let mut buf = vec![0u8; 65_535];
+    let mut out = Vec::with_capacity(65_535);
+    let mut rotation = seed;
+    while !stop.load(Ordering::Relaxed) {
+        let (len, peer) = match socket.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // ICMP errors from earlier sends surface here on some systems; keep serving.
+                tracing::debug!(error = %e, "udp receive error");
+                continue;
+            }
+        };
+        rotation = rotation.wrapping_add(1);
+        if let crate::Outcome::Answered { .. } =
+            answerer.respond(&buf[..len], Transport::Udp, rotation, &mut out)
+            && let Err(e) = socket.send_to(&out, peer)
+        {
+            tracing::debug!(error = %e, %peer, "udp send error");
+        }
+    }
+}
+
+async fn tcp_accept(
+    listener: tokio::net::TcpListener,
+    answerer: Answerer,
+    config: ServerConfig,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(config.tcp_max_connections.max(1)));
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _peer)) = accepted else { continue };
+                let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                    answerer.metrics().tcp_rejected();
+                    drop(stream);
+                    continue;
+                };
+                answerer.metrics().tcp_connection();
+                let answerer = answerer.clone();
+                let stopped = stopped.clone();
+                let idle = config.tcp_idle_timeout;
+                connections.spawn(async move {
+                    tcp_connection(stream, &answerer, idle, stopped).await;
+                    drop(permit);
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(config.shutdown_grace, drain)
+        .await
+        .is_err()
+    {
+        connections.abort_all();
+    }
+}
+
+/// Where each TCP connection starts rotating, so short connections do not all see one order.
+static TCP_ROTATION: AtomicUsize = AtomicUsize::new(0);
+
+/// Serves one TCP connection: length-prefixed queries, answered in order, until the client
+/// closes, goes idle, or the server stops (after the answer in progress).
+async fn tcp_connection(
+    mut stream: tokio::net::TcpStream,
+    answerer: &Answerer,
+    idle: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut query = Vec::with_capacity(512);
+    let mut out = Vec::with_capacity(4096);
+    let mut rotation = TCP_ROTATION.fetch_add(7, Ordering::Relaxed);
+    loop {
+        let mut len = [0u8; 2];
+        let read_len = tokio::select! {
+            _ = stopped.changed() => return,
+            r = tokio::time::timeout(idle, stream.read_exact(&mut len)) => r,
+        };
+        match read_len {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                answerer.metrics().tcp_idle_closed();
+                return;
+            }
+        }
+        let len = usize::from(u16::from_be_bytes(len));
+        query.resize(len, 0);
+        match tokio::time::timeout(idle, stream.read_exact(&mut query)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                answerer.metrics().tcp_idle_closed();
+                return;
+            }
+        }
+        rotation = rotation.wrapping_add(1);
+        if answerer.respond(&query, Transport::Tcp, rotation, &mut out) == crate::Outcome::Dropped {
+            continue;
+        }
+        let mut frame = Vec::with_capacity(out.len() + 2);
+        frame.extend_from_slice(&(out.len() as u16).to_be_bytes());
+        frame.extend_from_slice(&out);
+        if stream.write_all(&frame).await.is_err() {
+            return;
+        }
+    }
+}

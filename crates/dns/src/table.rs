@@ -1,0 +1,157 @@
+//! The answer table: lower-cased wire name -> prepared RRsets, shared by every query thread and
+//! updated per changed service by one writer.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use dashmap::DashMap;
+use hickory_proto::rr::Name;
+use model::ServiceKey;
+use registry::ServiceSnapshot;
+
+use crate::prepare::{NameEntry, Preparer};
+use crate::{DnsError, ZoneConfig};
+
+type Key = Box<[u8]>;
+
+/// Lower-cased wire form of a name: the table key.
+pub(crate) fn wire_key(name: &Name) -> Key {
+    let mut out = Vec::with_capacity(64);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    out.push(0);
+    out.into()
+}
+
+/// Names each service owns, and reference counts of the shared empty non-terminals (cluster
+/// names) above them.
+#[derive(Default)]
+struct Owners {
+    owned: HashMap<ServiceKey, Vec<Key>>,
+    shared: HashMap<Key, usize>,
+}
+
+/// The prepared answers of one zone.
+pub struct AnswerTable {
+    pub(crate) zone: ZoneConfig,
+    pub(crate) origin_key: Key,
+    pub(crate) names: DashMap<Key, NameEntry, ahash::RandomState>,
+    pub(crate) negative_soa: Box<[u8]>,
+    pub(crate) negative_serial_at: usize,
+    serial: AtomicU32,
+    owners: Mutex<Owners>,
+}
+
+impl AnswerTable {
+    /// An empty zone: apex SOA and NS only.
+    pub fn new(zone: ZoneConfig) -> Result<Self, DnsError> {
+        let preparer = Preparer { zone: &zone };
+        let (negative_soa, negative_serial_at) = preparer.negative_soa()?;
+        let names = DashMap::with_hasher(ahash::RandomState::new());
+        for (name, entry) in preparer.apex()? {
+            names.insert(wire_key(&name), entry);
+        }
+        let origin_key = wire_key(&zone.origin);
+        let serial = AtomicU32::new(zone.serial_base);
+        Ok(Self {
+            zone,
+            origin_key,
+            names,
+            negative_soa: negative_soa.into(),
+            negative_serial_at,
+            serial,
+            owners: Mutex::new(Owners::default()),
+        })
+    }
+
+    /// The zone this table serves.
+    pub fn zone(&self) -> &ZoneConfig {
+        &self.zone
+    }
+
+    /// The SOA serial now.
+    pub fn serial(&self) -> u32 {
+        self.serial.load(Ordering::Relaxed)
+    }
+
+    /// Moves the SOA serial to follow the registry generation (RFC 1982 arithmetic: it wraps).
+    pub fn set_generation(&self, generation: u64) {
+        let serial = self.zone.serial_base.wrapping_add(generation as u32);
+        self.serial.store(serial, Ordering::Relaxed);
+    }
+
+    /// Number of names held (served names and empty non-terminals).
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether only the apex is held.
+    pub fn is_empty(&self) -> bool {
+        self.names.len() <= 2
+    }
+
+    /// Replaces everything `key` serves with what `snapshot` says (`None`: the service is gone).
+    /// New names are inserted before old ones are removed, so a name that stays never
+    /// disappears in between.
+    pub fn set_service(
+        &self,
+        key: &ServiceKey,
+        snapshot: Option<&ServiceSnapshot>,
+    ) -> Result<(), DnsError> {
+        let preparer = Preparer { zone: &self.zone };
+        let entries = match snapshot {
+            Some(s) => preparer.service(s)?,
+            None => Vec::new(),
+        };
+        let mut owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut new_keys = Vec::with_capacity(entries.len());
+        for (name, entry) in entries {
+            let k = wire_key(&name);
+            new_keys.push(k.clone());
+            self.names.insert(k, entry);
+        }
+        let cluster = Name::from_labels([key.cluster.as_bytes()])
+            .and_then(|c| c.append_name(&self.zone.origin))
+            .map(|c| wire_key(&c))
+            .map_err(|e| DnsError::InvalidName {
+                name: key.cluster.clone(),
+                reason: e.to_string(),
+            })?;
+        let existed = owners.owned.contains_key(key);
+        let exists = !new_keys.is_empty();
+        let old_keys = if exists {
+            owners.owned.insert(key.clone(), new_keys.clone())
+        } else {
+            owners.owned.remove(key)
+        };
+        let keep: HashSet<&Key> = new_keys.iter().collect();
+        for old in old_keys.iter().flatten().filter(|k| !keep.contains(k)) {
+            self.names.remove(old);
+        }
+        match (existed, exists) {
+            (false, true) => {
+                *owners.shared.entry(cluster.clone()).or_default() += 1;
+                self.names.entry(cluster).or_default();
+            }
+            (true, false) => {
+                let count = owners.shared.entry(cluster.clone()).or_default();
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    owners.shared.remove(&cluster);
+                    self.names.remove_if(&cluster, |_, e| e.rrsets.is_empty());
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Services the table serves now, for full rebuilds.
+    pub fn services(&self) -> Vec<ServiceKey> {
+        let owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
+        owners.owned.keys().cloned().collect()
+    }
+}

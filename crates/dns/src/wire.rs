@@ -1,0 +1,283 @@
+//! Just enough DNS wire parsing for the query path: the header, one question, the OPT record.
+//! It reads borrowed bytes and allocates nothing; anything it cannot make sense of is a FORMERR
+//! (or a silent drop when there is not even a header to answer).
+
+/// Header length.
+pub(crate) const HEADER: usize = 12;
+/// Length of the OPT record we append.
+pub(crate) const OPT_LEN: usize = 11;
+
+pub(crate) const TYPE_OPT: u16 = 41;
+pub(crate) const TYPE_IXFR: u16 = 251;
+pub(crate) const TYPE_AXFR: u16 = 252;
+pub(crate) const TYPE_MAILB: u16 = 253;
+pub(crate) const TYPE_MAILA: u16 = 254;
+pub(crate) const TYPE_ANY: u16 = 255;
+pub(crate) const CLASS_IN: u16 = 1;
+
+/// Response codes we send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rcode {
+    NoError = 0,
+    FormErr = 1,
+    NxDomain = 3,
+    NotImp = 4,
+    Refused = 5,
+    /// Extended rcode 16: upper bits 1 in OPT, lower bits 0 in the header.
+    BadVers = 16,
+}
+
+/// What the client's OPT record said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Edns {
+    pub(crate) payload: u16,
+    pub(crate) version: u8,
+    pub(crate) dnssec_ok: bool,
+}
+
+/// A query that parsed. `key` holds the lower-cased wire name, the table's lookup key.
+pub(crate) struct Query<'a> {
+    pub(crate) packet: &'a [u8],
+    /// End of the question (name + type + class) in `packet`.
+    pub(crate) question_end: usize,
+    pub(crate) key: [u8; 255],
+    pub(crate) key_len: usize,
+    /// Offsets of label starts inside `key`.
+    pub(crate) labels: [u8; 128],
+    pub(crate) label_count: usize,
+    pub(crate) qtype: u16,
+    pub(crate) qclass: u16,
+    pub(crate) edns: Option<Edns>,
+}
+
+impl Query<'_> {
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key[..self.key_len]
+    }
+
+    pub(crate) fn question(&self) -> &[u8] {
+        &self.packet[HEADER..self.question_end]
+    }
+
+    /// Whether `suffix` (a lower-cased wire name) is the name or one of its ancestors; returns
+    /// its offset inside the name.
+    pub(crate) fn suffix_at(&self, suffix: &[u8]) -> Option<usize> {
+        let at = self.key_len.checked_sub(suffix.len())?;
+        let on_boundary = self.labels[..self.label_count]
+            .iter()
+            .any(|l| usize::from(*l) == at)
+            || at + 1 == self.key_len;
+        (on_boundary && &self.key[at..self.key_len] == suffix).then_some(at)
+    }
+}
+
+/// Why a packet was not parsed into a [`Query`].
+pub(crate) enum Reject {
+    /// Not worth an answer: shorter than a header, or a response.
+    Drop,
+    /// Answer with this rcode; echo the question if it was read, add OPT if one was read.
+    Error {
+        rcode: Rcode,
+        question_end: Option<usize>,
+        edns: Option<Edns>,
+    },
+}
+
+fn u16_at(p: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*p.get(at)?, *p.get(at + 1)?]))
+}
+
+/// Skips a possibly compressed name; returns the offset after it.
+fn skip_name(p: &[u8], mut at: usize) -> Option<usize> {
+    for _ in 0..128 {
+        let len = *p.get(at)?;
+        match len & 0xC0 {
+            0x00 if len == 0 => return Some(at + 1),
+            0x00 => at += 1 + usize::from(len),
+            0xC0 => return (at + 2 <= p.len()).then_some(at + 2),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Skips one resource record; returns (offset after it, type, class, ttl, rdata range).
+fn read_rr(p: &[u8], at: usize) -> Option<(usize, u16, u16, u32, usize, usize)> {
+    let name_end = skip_name(p, at)?;
+    let rtype = u16_at(p, name_end)?;
+    let class = u16_at(p, name_end + 2)?;
+    let ttl = (u32::from(u16_at(p, name_end + 4)?) << 16) | u32::from(u16_at(p, name_end + 6)?);
+    let rdlen = usize::from(u16_at(p, name_end + 8)?);
+    let rdata = name_end + 10;
+    let end = rdata + rdlen;
+    (end <= p.len()).then_some((end, rtype, class, ttl, rdata, end))
+}
+
+/// Parses a query. Only the first question is read; QDCOUNT must be 1.
+pub(crate) fn parse(p: &[u8]) -> Result<Query<'_>, Reject> {
+    if p.len() < HEADER || p[2] & 0x80 != 0 {
+        return Err(Reject::Drop);
+    }
+    let formerr = |question_end, edns| Reject::Error {
+        rcode: Rcode::FormErr,
+        question_end,
+        edns,
+    };
+    let opcode = (p[2] >> 3) & 0x0F;
+    let qdcount = u16_at(p, 4).unwrap_or(0);
+    if qdcount != 1 {
+        let rcode = if opcode == 0 {
+            Rcode::FormErr
+        } else {
+            Rcode::NotImp
+        };
+        return Err(Reject::Error {
+            rcode,
+            question_end: None,
+            edns: None,
+        });
+    }
+    let mut q = Query {
+        packet: p,
+        question_end: 0,
+        key: [0; 255],
+        key_len: 0,
+        labels: [0; 128],
+        label_count: 0,
+        qtype: 0,
+        qclass: 0,
+        edns: None,
+    };
+    let mut at = HEADER;
+    loop {
+        let Some(&len) = p.get(at) else {
+            return Err(formerr(None, None));
+        };
+        if len & 0xC0 != 0 {
+            return Err(formerr(None, None));
+        }
+        let len = usize::from(len);
+        if q.key_len + len + 1 > 255 || at + 1 + len > p.len() || q.label_count == 128 {
+            return Err(formerr(None, None));
+        }
+        if len == 0 {
+            q.key[q.key_len] = 0;
+            q.key_len += 1;
+            at += 1;
+            break;
+        }
+        q.labels[q.label_count] = q.key_len as u8;
+        q.label_count += 1;
+        q.key[q.key_len] = len as u8;
+        for (dst, src) in q.key[q.key_len + 1..q.key_len + 1 + len]
+            .iter_mut()
+            .zip(&p[at + 1..at + 1 + len])
+        {
+            *dst = src.to_ascii_lowercase();
+        }
+        q.key_len += 1 + len;
+        at += 1 + len;
+    }
+    let (Some(qtype), Some(qclass)) = (u16_at(p, at), u16_at(p, at + 2)) else {
+        return Err(formerr(None, None));
+    };
+    q.qtype = qtype;
+    q.qclass = qclass;
+    q.question_end = at + 4;
+    if opcode != 0 {
+        return Err(Reject::Error {
+            rcode: Rcode::NotImp,
+            question_end: Some(q.question_end),
+            edns: None,
+        });
+    }
+    let question_end = Some(q.question_end);
+    let counts = [u16_at(p, 6), u16_at(p, 8), u16_at(p, 10)];
+    let [Some(an), Some(ns), Some(ar)] = counts else {
+        return Err(formerr(question_end, None));
+    };
+    let mut at = q.question_end;
+    for _ in 0..(u32::from(an) + u32::from(ns)) {
+        match read_rr(p, at) {
+            Some((end, ..)) => at = end,
+            None => return Err(formerr(question_end, None)),
+        }
+    }
+    for _ in 0..ar {
+        let Some((end, rtype, class, ttl, rdata, rdata_end)) = read_rr(p, at) else {
+            return Err(formerr(question_end, q.edns));
+        };
+        if rtype == TYPE_OPT {
+            // RFC 6891: one OPT, owned by the root, with well-formed options.
+            if q.edns.is_some() || p[at] != 0 || !options_well_formed(&p[rdata..rdata_end]) {
+                return Err(formerr(question_end, q.edns));
+            }
+            q.edns = Some(Edns {
+                payload: class,
+                version: (ttl >> 16) as u8,
+                dnssec_ok: ttl & 0x8000 != 0,
+            });
+        }
+        at = end;
+    }
+    if qtype == TYPE_OPT || qtype == 0 {
+        return Err(formerr(question_end, q.edns));
+    }
+    Ok(q)
+}
+
+fn options_well_formed(mut options: &[u8]) -> bool {
+    while !options.is_empty() {
+        let Some(len) = u16_at(options, 2) else {
+            return false;
+        };
+        let end = 4 + usize::from(len);
+        if end > options.len() {
+            return false;
+        }
+        options = &options[end..];
+    }
+    true
+}
+
+/// Appends our OPT record: our payload size, the extended rcode bits, version 0, DO echoed
+/// (RFC 3225), every other flag clear, no options.
+pub(crate) fn push_opt(out: &mut Vec<u8>, payload: u16, rcode: Rcode, dnssec_ok: bool) {
+    out.push(0);
+    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&payload.to_be_bytes());
+    out.push(((rcode as u16) >> 4) as u8);
+    out.push(0);
+    out.push(if dnssec_ok { 0x80 } else { 0 });
+    out.push(0);
+    out.extend_from_slice(&[0, 0]);
+}
+
+/// Writes a response header. `aa` for answers from our zone.
+pub(crate) fn push_header(
+    out: &mut Vec<u8>,
+    query: &[u8],
+    rcode: Rcode,
+    aa: bool,
+    counts: [u16; 4],
+) {
+    out.extend_from_slice(&query[..2]);
+    // QR, opcode echoed, AA, TC clear (set later), RD echoed.
+    let opcode_rd = query[2] & 0x79;
+    out.push(0x80 | opcode_rd | if aa { 0x04 } else { 0 });
+    // RA clear, Z clear, AD clear, CD echoed (RFC 6840), rcode low bits.
+    out.push((query[3] & 0x10) | ((rcode as u8) & 0x0F));
+    for c in counts {
+        out.extend_from_slice(&c.to_be_bytes());
+    }
+}
+
+/// Sets TC.
+pub(crate) fn set_truncated(out: &mut [u8]) {
+    out[2] |= 0x02;
+}
+
+/// Overwrites a section count (0 = QD, 1 = AN, 2 = NS, 3 = AR).
+pub(crate) fn set_count(out: &mut [u8], section: usize, count: u16) {
+    out[4 + 2 * section..6 + 2 * section].copy_from_slice(&count.to_be_bytes());
+}
