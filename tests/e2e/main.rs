@@ -1,1 +1,14 @@
-fn main() {}
+//! End-to-end tests: real UDP/TCP sockets, real clients (hickory, dig), the real binary.
+//! One test binary (faster to build and link than one per file).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod demo;
+mod dns_rules;
+mod fixture;
+mod static_source;
+mod tidy;

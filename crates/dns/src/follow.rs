@@ -33,14 +33,17 @@ pub fn sync_once(registry: &Registry, table: &AnswerTable, from: u64) -> u64 {
     changes.generation
 }
 
-/// Follows the registry until `stop` turns true (or its sender is dropped).
+/// Follows the registry until `stop` turns true (or its sender is dropped). Publishes the
+/// generation the table has reached on `synced`, so callers can wait until a change is served.
 pub async fn follow(
     registry: Arc<Registry>,
     table: Arc<AnswerTable>,
+    synced: watch::Sender<u64>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut changed = registry.subscribe();
     let mut generation = sync_once(&registry, &table, 0);
+    synced.send_replace(generation);
     loop {
         tokio::select! {
             r = changed.changed() => if r.is_err() { return },
@@ -50,5 +53,6 @@ pub async fn follow(
             return;
         }
         generation = sync_once(&registry, &table, generation);
+        synced.send_replace(generation);
     }
 }

@@ -39,6 +39,7 @@ pub struct DnsMetrics {
     tcp_connections: AtomicU64,
     tcp_rejected: AtomicU64,
     tcp_idle_closed: AtomicU64,
+    panicked: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -62,6 +63,8 @@ pub struct MetricsSnapshot {
     pub tcp_rejected: u64,
     /// TCP connections closed for idleness or a stalled read.
     pub tcp_idle_closed: u64,
+    /// Queries whose answer panicked (a bug; the worker survives it).
+    pub panicked: u64,
 }
 
 impl DnsMetrics {
@@ -107,6 +110,10 @@ impl DnsMetrics {
         self.tcp_idle_closed.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn panicked(&self) {
+        self.panicked.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Reads every counter.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -128,6 +135,7 @@ impl DnsMetrics {
             tcp_connections: load(&self.tcp_connections),
             tcp_rejected: load(&self.tcp_rejected),
             tcp_idle_closed: load(&self.tcp_idle_closed),
+            panicked: load(&self.panicked),
         }
     }
 }

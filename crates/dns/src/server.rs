@@ -134,6 +134,25 @@ impl DnsServer {
     }
 }
 
+/// Answers one query; a panic (a bug: the answer path is written not to) drops that query and
+/// is counted instead of killing the worker.
+fn guarded(
+    answerer: &Answerer,
+    query: &[u8],
+    transport: Transport,
+    rotation: usize,
+    out: &mut Vec<u8>,
+) -> crate::Outcome {
+    let run = || answerer.respond(query, transport, rotation, out);
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            answerer.metrics().panicked();
+            crate::Outcome::Dropped
+        }
+    }
+}
+
 fn udp_worker(socket: &UdpSocket, answerer: &Answerer, stop: &AtomicBool, seed: usize) {
     let mut buf = vec![0u8; 65_535];
     let mut out = Vec::with_capacity(65_535);
@@ -151,7 +170,7 @@ fn udp_worker(socket: &UdpSocket, answerer: &Answerer, stop: &AtomicBool, seed: 
         };
         rotation = rotation.wrapping_add(1);
         if let crate::Outcome::Answered { .. } =
-            answerer.respond(&buf[..len], Transport::Udp, rotation, &mut out)
+            guarded(answerer, &buf[..len], Transport::Udp, rotation, &mut out)
             && let Err(e) = socket.send_to(&out, peer)
         {
             tracing::debug!(error = %e, %peer, "udp send error");
@@ -238,7 +257,8 @@ async fn tcp_connection(
             }
         }
         rotation = rotation.wrapping_add(1);
-        if answerer.respond(&query, Transport::Tcp, rotation, &mut out) == crate::Outcome::Dropped {
+        if guarded(answerer, &query, Transport::Tcp, rotation, &mut out) == crate::Outcome::Dropped
+        {
             continue;
         }
         let mut frame = Vec::with_capacity(out.len() + 2);

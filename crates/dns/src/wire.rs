@@ -157,7 +157,9 @@ pub(crate) fn parse(p: &[u8]) -> Result<Query<'_>, Reject> {
             return Err(formerr(None, None));
         }
         let len = usize::from(len);
-        if q.key_len + len + 1 > 255 || at + 1 + len > p.len() || q.label_count == 128 {
+        // A name is at most 255 octets on the wire, its root label included (RFC 1035 3.1).
+        let too_long = len > 0 && q.key_len + 1 + len > 254;
+        if too_long || at + 1 + len > p.len() || q.label_count == 128 {
             return Err(formerr(None, None));
         }
         if len == 0 {
@@ -280,4 +282,57 @@ pub(crate) fn set_truncated(out: &mut [u8]) {
 /// Overwrites a section count (0 = QD, 1 = AN, 2 = NS, 3 = AR).
 pub(crate) fn set_count(out: &mut [u8], section: usize, count: u16) {
     out[4 + 2 * section..6 + 2 * section].copy_from_slice(&count.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(labels: &[usize]) -> Vec<u8> {
+        let mut p = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for len in labels {
+            p.push(*len as u8);
+            p.extend(std::iter::repeat_n(b'A', *len));
+        }
+        p.extend_from_slice(&[0, 0, 1, 0, 1]);
+        p
+    }
+
+    #[test]
+    fn name_length_limit_is_255_octets_with_the_root() {
+        // 3 x 63 + 61 + 4 length octets + root = 255
+        let p = packet(&[63, 63, 63, 61]);
+        let q = parse(&p).ok().unwrap();
+        assert_eq!(q.key_len, 255);
+        assert!(
+            q.key().iter().all(|b| !b.is_ascii_uppercase()),
+            "lower-cased"
+        );
+        assert!(matches!(
+            parse(&packet(&[63, 63, 63, 62])),
+            Err(Reject::Error {
+                rcode: Rcode::FormErr,
+                ..
+            })
+        ));
+        assert!(matches!(parse(&packet(&[64])), Err(Reject::Error { .. })));
+    }
+
+    #[test]
+    fn short_and_response_packets_are_dropped() {
+        assert!(matches!(parse(&[0; 11]), Err(Reject::Drop)));
+        let mut p = packet(&[3]);
+        p[2] |= 0x80;
+        assert!(matches!(parse(&p), Err(Reject::Drop)));
+    }
+
+    #[test]
+    fn suffix_is_matched_on_label_boundaries_only() {
+        let mut p = vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        p.extend_from_slice(b"\x04xweb\x04prod\x00\x00\x01\x00\x01");
+        let q = parse(&p).ok().unwrap();
+        assert_eq!(q.suffix_at(b"\x04prod\x00"), Some(5));
+        assert_eq!(q.suffix_at(b"\x03web\x04prod\x00"), None);
+        assert_eq!(q.suffix_at(b"\x00"), Some(10));
+    }
 }

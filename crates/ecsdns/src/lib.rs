@@ -1,1 +1,7 @@
-//! ecsdns
+//! The ecsdns binary's library half: command line, configuration, wiring. Kept as a library so
+//! the end-to-end tests can start the same wiring in-process.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod static_file;

@@ -191,7 +191,7 @@ fn change_feed_lists_changed_services() {
 /// One task's life as a source would report it: versions 1..=n, maybe ending in a stop.
 fn history(id: usize, steps: u64, stops: bool) -> Vec<Update> {
     let name = format!("t{id}");
-    let group = if id % 2 == 0 {
+    let group = if id.is_multiple_of(2) {
         "service:web"
     } else {
         "family:etl"
@@ -216,7 +216,10 @@ fn history(id: usize, steps: u64, stops: bool) -> Vec<Update> {
     out
 }
 
-fn final_state(r: &Registry) -> (Vec<Arc<Task>>, Vec<(ServiceKey, Vec<String>)>) {
+/// Live tasks, and each service's served task ids.
+type FinalState = (Vec<Arc<Task>>, Vec<(ServiceKey, Vec<String>)>);
+
+fn final_state(r: &Registry) -> FinalState {
     let services = r
         .services()
         .iter()

@@ -1,1 +1,254 @@
-//! testkit
+//! Test helpers shared by the end-to-end tests: DNS queries over real sockets, the real
+//! `ecsdns` binary as a child process, and external tools (dig) that the test command installs.
+//!
+//! Helpers panic with a clear message instead of returning errors: they only run in tests, and a
+//! missing tool must fail the test, never skip it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+
+/// Builds a standard query message (RD set, random-looking ID).
+pub fn query(name: &str, rtype: RecordType) -> Message {
+    let mut m = Message::new(next_id(), MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+    m
+}
+
+/// The same query with an EDNS OPT advertising `payload`.
+pub fn query_edns(name: &str, rtype: RecordType, payload: u16) -> Message {
+    let mut m = query(name, rtype);
+    let mut edns = Edns::new();
+    edns.set_max_payload(payload);
+    m.set_edns(edns);
+    m
+}
+
+fn next_id() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static ID: AtomicU16 = AtomicU16::new(0x1234);
+    ID.fetch_add(7919, Ordering::Relaxed)
+}
+
+/// Sends raw bytes over UDP and returns the raw reply, or `None` after `timeout`.
+pub fn udp_raw(server: SocketAddr, packet: &[u8], timeout: Duration) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind(if server.is_ipv4() {
+        "127.0.0.1:0"
+    } else {
+        "[::1]:0"
+    })
+    .unwrap();
+    sock.set_read_timeout(Some(timeout)).unwrap();
+    sock.send_to(packet, server).unwrap();
+    let mut buf = vec![0u8; 65_535];
+    match sock.recv(&mut buf) {
+        Ok(n) => Some(buf[..n].to_vec()),
+        Err(_) => None,
+    }
+}
+
+/// Sends a message over UDP and parses the reply (panics on silence: use [`udp_raw`] to expect
+/// none).
+pub fn udp(server: SocketAddr, m: &Message) -> Message {
+    let reply = udp_raw(server, &m.to_vec().unwrap(), Duration::from_secs(3))
+        .unwrap_or_else(|| panic!("no UDP answer from {server} to {:?}", m.queries));
+    Message::from_vec(&reply).unwrap()
+}
+
+/// Sends each packet on one TCP connection, back to back (pipelined), and reads one framed
+/// reply per packet.
+pub fn tcp_raw(server: SocketAddr, packets: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut stream = TcpStream::connect(server).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut out = Vec::new();
+    for p in packets {
+        out.extend_from_slice(&(p.len() as u16).to_be_bytes());
+        out.extend_from_slice(p);
+    }
+    stream.write_all(&out).unwrap();
+    packets
+        .iter()
+        .map(|_| {
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).unwrap();
+            let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            stream.read_exact(&mut reply).unwrap();
+            reply
+        })
+        .collect()
+}
+
+/// Sends a message over TCP and parses the reply.
+pub fn tcp(server: SocketAddr, m: &Message) -> Message {
+    let reply = tcp_raw(server, &[m.to_vec().unwrap()]).remove(0);
+    Message::from_vec(&reply).unwrap()
+}
+
+/// Polls `f` until it returns `Some`, or panics after `timeout` with `what`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs an external command and returns its stdout; a missing tool fails the test with a hint.
+pub fn run_tool(tool: &str, args: &[&str]) -> String {
+    let out = Command::new(tool).args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run {tool} ({e}); the test command (./test.sh) installs it")
+    });
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `dig @addr -p port ARGS...` with short timeouts.
+pub fn dig(server: SocketAddr, args: &[&str]) -> String {
+    let at = format!("@{}", server.ip());
+    let port = server.port().to_string();
+    let mut all = vec![at.as_str(), "-p", port.as_str(), "+time=2", "+tries=1"];
+    all.extend_from_slice(args);
+    run_tool("dig", &all)
+}
+
+/// `kdig @addr -p port ARGS...` (Knot's client) with short timeouts.
+pub fn kdig(server: SocketAddr, args: &[&str]) -> String {
+    let at = format!("@{}", server.ip());
+    let port = server.port().to_string();
+    let mut all = vec![at.as_str(), "-p", port.as_str(), "+time=2", "+retry=0"];
+    all.extend_from_slice(args);
+    run_tool("kdig", &all)
+}
+
+/// Path of the `ecsdns` binary, built once per test run (cargo does not build other packages'
+/// binaries for a test target).
+pub fn ecsdns_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "ecsdns", "--bin", "ecsdns"])
+            .status()
+            .expect("cannot run cargo to build ecsdns");
+        assert!(status.success(), "building ecsdns failed");
+        // target/debug/deps/e2e-HASH -> target/debug/ecsdns
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+        let bin = dir.join("ecsdns");
+        assert!(bin.exists(), "{} was not built", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// A running `ecsdns` child process; stopped with SIGTERM on drop.
+pub struct Process {
+    child: Child,
+    /// The DNS address it announced.
+    pub dns: SocketAddr,
+    /// Lines it printed on stdout before and including the announcement.
+    pub banner: Vec<String>,
+}
+
+impl Process {
+    /// Starts `ecsdns ARGS...` and waits for the line that announces the DNS address.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(ecsdns_bin())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start ecsdns");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut banner = Vec::new();
+        let dns = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("ecsdns exited before announcing its address: {err}");
+            };
+            banner.push(line.clone());
+            if let Some(rest) = line.split("serving DNS on ").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap();
+                break addr.parse().unwrap();
+            }
+        };
+        // Keep reading the banner in the background so the pipe never fills.
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, dns, banner }
+    }
+
+    /// Sends SIGTERM and waits; returns the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        signal(self.child.id(), "TERM");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = self.child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the process wrote on stderr (waits for it to exit first).
+    pub fn stderr(&mut self) -> String {
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        err
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status();
+}
+
+/// Runs `ecsdns ARGS...` to completion and returns (exit code, stdout, stderr).
+pub fn run_ecsdns(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(ecsdns_bin()).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

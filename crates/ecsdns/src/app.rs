@@ -1,0 +1,297 @@
+//! Wiring: registry, the update channel and its applier, the DNS table follower, the DNS
+//! server, and the sources (static file, demo). The same wiring serves `serve`, `demo` and the
+//! end-to-end tests (which start it in-process on port 0).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use dns::{AnswerTable, Answerer, DnsMetrics, DnsServer, ServerConfig, ZoneConfig};
+use model::Update;
+use registry::{Registry, RegistryConfig};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+use crate::config::Settings;
+use crate::static_file::{self, StaticSource};
+
+/// How long a removed task's tombstone is kept to recognise late, older events.
+const TOMBSTONE_TTL: Duration = Duration::from_secs(600);
+
+type Batch = (Vec<Update>, Option<oneshot::Sender<u64>>);
+
+/// A running ecsdns.
+pub struct App {
+    /// The registry.
+    pub registry: Arc<Registry>,
+    /// The DNS answer table.
+    pub table: Arc<AnswerTable>,
+    /// DNS counters.
+    pub dns_metrics: Arc<DnsMetrics>,
+    dns_addr: SocketAddr,
+    updates: mpsc::Sender<Batch>,
+    synced: watch::Receiver<u64>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    server: DnsServer,
+}
+
+/// Builds the zone configuration from settings.
+pub fn zone_config(settings: &Settings) -> anyhow::Result<ZoneConfig> {
+    let mut zone = ZoneConfig::new(&settings.zone)?;
+    zone.ttl = settings.ttl;
+    zone.negative_ttl = settings.negative_ttl;
+    zone.service_ttl = settings
+        .service_ttl
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), *v))
+        .collect();
+    zone.max_udp_payload = settings.max_udp_payload;
+    if let Some(ns) = &settings.ns_name {
+        zone.ns_name = ZoneConfig::new(ns)?.origin;
+    }
+    zone.ns_addresses = settings.ns_addresses.clone();
+    if zone.ns_addresses.is_empty() && !settings.dns_addr.ip().is_unspecified() {
+        zone.ns_addresses.push(settings.dns_addr.ip());
+    }
+    Ok(zone)
+}
+
+impl App {
+    /// Starts everything but the sources. Must run inside a tokio runtime.
+    pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
+        let registry = Arc::new(Registry::new(RegistryConfig {
+            fail_open: settings.fail_open,
+            ..RegistryConfig::default()
+        }));
+        let table = Arc::new(AnswerTable::new(zone_config(settings)?)?);
+        let dns_metrics = Arc::new(DnsMetrics::default());
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+
+        let (synced_tx, synced) = watch::channel(0);
+        tasks.spawn(dns::follow::follow(
+            Arc::clone(&registry),
+            Arc::clone(&table),
+            synced_tx,
+            stopped.clone(),
+        ));
+
+        let (updates, rx) = mpsc::channel::<Batch>(1024);
+        tasks.spawn(apply_updates(Arc::clone(&registry), rx));
+        tasks.spawn(prune_tombstones(Arc::clone(&registry), stopped.clone()));
+
+        let (udp, tcp) = dns::bind_udp_tcp(settings.dns_addr)?;
+        let server = DnsServer::start(
+            Answerer::new(Arc::clone(&table), Arc::clone(&dns_metrics)),
+            udp,
+            tcp,
+            ServerConfig {
+                udp_workers: settings.udp_workers,
+                tcp_idle_timeout: settings.tcp_idle_timeout,
+                tcp_max_connections: settings.tcp_max_connections,
+                ..ServerConfig::default()
+            },
+        )?;
+        let dns_addr = server.local_addr();
+        let mut app = Self {
+            registry,
+            table,
+            dns_metrics,
+            dns_addr,
+            updates,
+            synced,
+            stop,
+            tasks,
+            server,
+        };
+        if let Some(path) = &settings.endpoints {
+            app.watch_endpoints(path.clone(), settings.endpoints_poll)
+                .await?;
+        }
+        Ok(app)
+    }
+
+    /// The DNS address served (UDP and TCP).
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns_addr
+    }
+
+    /// A sender for sources that run on their own.
+    pub fn updates(&self) -> mpsc::Sender<Vec<Update>> {
+        let (tx, mut rx) = mpsc::channel::<Vec<Update>>(64);
+        let inner = self.updates.clone();
+        tokio::spawn(async move {
+            while let Some(batch) = rx.recv().await {
+                if inner.send((batch, None)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        tx
+    }
+
+    /// Applies updates and waits until DNS serves the result.
+    pub async fn ingest(&self, updates: Vec<Update>) -> anyhow::Result<()> {
+        ingest(&self.updates, &self.synced, updates).await
+    }
+
+    /// A receiver that turns true when the app is stopping.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Loads the static endpoints file (an error if the first load fails) and reloads it on
+    /// change; later failures keep the previous state and are logged.
+    async fn watch_endpoints(&mut self, path: PathBuf, poll: Duration) -> anyhow::Result<()> {
+        let mut source = StaticSource::default();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read endpoints file {}", path.display()))?;
+        let tasks = static_file::parse(&path, &text)
+            .with_context(|| format!("endpoints file {}", path.display()))?;
+        tracing::info!(path = %path.display(), endpoints = tasks.len(), "endpoints file loaded");
+        self.ingest(source.load(tasks)).await?;
+        let updates = self.updates.clone();
+        let synced = self.synced.clone();
+        let mut stopping = self.stopping();
+        self.tasks.spawn(async move {
+            let mut seen = stamp(&path);
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = stopping.changed() => return,
+                }
+                let now = stamp(&path);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                let loaded = std::fs::read_to_string(&path)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|text| static_file::parse(&path, &text));
+                match loaded {
+                    Ok(tasks) => {
+                        tracing::info!(path = %path.display(), endpoints = tasks.len(), "endpoints file reloaded");
+                        if ingest(&updates, &synced, source.load(tasks)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        path = %path.display(),
+                        error = format!("{e:#}"),
+                        "endpoints file rejected; keeping the previous endpoints"
+                    ),
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Runs the demo simulator: the initial cluster now, then a churn step every `churn`.
+    pub async fn start_demo(&mut self, seed: u64, churn: Option<Duration>) -> anyhow::Result<()> {
+        let decoder = ecs::Decoder::new(ecs::demo::Simulator::clusters());
+        let mut sim = ecs::demo::Simulator::new(seed);
+        let decode = move |bodies: Vec<String>, sim: &ecs::demo::Simulator| {
+            bodies
+                .iter()
+                .filter_map(|body| match decoder.decode(body, sim) {
+                    Ok(update) => update,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "demo produced an undecodable event");
+                        None
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        self.ingest(decode(sim.initial_events(), &sim)).await?;
+        let Some(every) = churn else {
+            return Ok(());
+        };
+        let updates = self.updates.clone();
+        let mut stopping = self.stopping();
+        self.tasks.spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            interval.tick().await;
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {}
+                    _ = stopping.changed() => return,
+                }
+                let batch = decode(sim.tick(), &sim);
+                if !batch.is_empty() && updates.send((batch, None)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Stops sources and the follower, then the DNS server (finishing in-flight TCP answers).
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        self.server.shutdown().await;
+        drop(self.updates);
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn ingest(
+    updates: &mpsc::Sender<Batch>,
+    synced: &watch::Receiver<u64>,
+    batch: Vec<Update>,
+) -> anyhow::Result<()> {
+    let (ack, applied) = oneshot::channel();
+    updates
+        .send((batch, Some(ack)))
+        .await
+        .context("registry applier stopped")?;
+    let generation = applied.await.context("registry applier stopped")?;
+    let mut synced = synced.clone();
+    synced
+        .wait_for(|g| *g >= generation)
+        .await
+        .context("DNS follower stopped")?;
+    Ok(())
+}
+
+/// The one applier: drains the channel in batches so a burst costs one snapshot per service.
+async fn apply_updates(registry: Arc<Registry>, mut rx: mpsc::Receiver<Batch>) {
+    while let Some((mut batch, ack)) = rx.recv().await {
+        let mut acks = vec![ack];
+        while batch.len() < 4096 {
+            match rx.try_recv() {
+                Ok((more, ack)) => {
+                    batch.extend(more);
+                    acks.push(ack);
+                }
+                Err(_) => break,
+            }
+        }
+        let generation = registry.apply_batch(batch);
+        for ack in acks.into_iter().flatten() {
+            let _ = ack.send(generation);
+        }
+    }
+}
+
+async fn prune_tombstones(registry: Arc<Registry>, mut stopping: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = stopping.changed() => return,
+        }
+        let pruned = registry.prune_tombstones(Instant::now(), TOMBSTONE_TTL);
+        if pruned > 0 {
+            tracing::debug!(pruned, "tombstones pruned");
+        }
+    }
+}
+
+/// What identifies a version of the endpoints file: modification time and length.
+fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}

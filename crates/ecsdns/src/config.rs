@@ -1,0 +1,228 @@
+//! Configuration: defaults, then the config file, then environment and flags (clap merges
+//! those two). Resolved into [`Settings`], which is all the wiring reads.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The config file (TOML). Every field is optional; flags and environment win over it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[dns]`
+    #[serde(default)]
+    pub dns: DnsFile,
+    /// `[registry]`
+    #[serde(default)]
+    pub registry: RegistryFile,
+    /// Static endpoints file.
+    pub endpoints: Option<PathBuf>,
+}
+
+/// `[dns]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsFile {
+    /// Listen address (UDP and TCP).
+    pub addr: Option<SocketAddr>,
+    /// Zone origin.
+    pub zone: Option<String>,
+    /// Positive TTL, seconds.
+    pub ttl: Option<u32>,
+    /// Negative TTL, seconds.
+    pub negative_ttl: Option<u32>,
+    /// TTL per `service.cluster`.
+    #[serde(default)]
+    pub service_ttl: HashMap<String, u32>,
+    /// Name server name (NS, SOA MNAME).
+    pub ns_name: Option<String>,
+    /// Addresses of the name server name, when inside the zone.
+    #[serde(default)]
+    pub ns_addresses: Vec<IpAddr>,
+    /// Largest UDP payload sent with EDNS.
+    pub max_udp_payload: Option<u16>,
+    /// UDP worker threads.
+    pub udp_workers: Option<usize>,
+    /// TCP idle timeout, e.g. `10s`.
+    pub tcp_idle_timeout: Option<String>,
+    /// TCP connection cap.
+    pub tcp_max_connections: Option<usize>,
+}
+
+/// `[registry]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryFile {
+    /// Serve live tasks when none is usable.
+    pub fail_open: Option<bool>,
+}
+
+impl FileConfig {
+    /// Reads a config file; a missing path is an error (the operator named it).
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// Everything the server needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// DNS listen address.
+    pub dns_addr: SocketAddr,
+    /// Zone origin.
+    pub zone: String,
+    /// Positive TTL.
+    pub ttl: u32,
+    /// Negative TTL.
+    pub negative_ttl: u32,
+    /// Per-service TTLs.
+    pub service_ttl: HashMap<String, u32>,
+    /// NS name, if not the default `ns1.<zone>`.
+    pub ns_name: Option<String>,
+    /// NS addresses.
+    pub ns_addresses: Vec<IpAddr>,
+    /// Largest EDNS UDP payload.
+    pub max_udp_payload: u16,
+    /// UDP threads.
+    pub udp_workers: usize,
+    /// TCP idle timeout.
+    pub tcp_idle_timeout: Duration,
+    /// TCP connection cap.
+    pub tcp_max_connections: usize,
+    /// Fail-open.
+    pub fail_open: bool,
+    /// Static endpoints file.
+    pub endpoints: Option<PathBuf>,
+    /// How often the endpoints file is checked for changes.
+    pub endpoints_poll: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            dns_addr: SocketAddr::from(([127, 0, 0, 1], 5353)),
+            zone: "ecs.internal.".to_string(),
+            ttl: 5,
+            negative_ttl: 5,
+            service_ttl: HashMap::new(),
+            ns_name: None,
+            ns_addresses: Vec::new(),
+            max_udp_payload: 1232,
+            udp_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            tcp_idle_timeout: Duration::from_secs(10),
+            tcp_max_connections: 1024,
+            fail_open: true,
+            endpoints: None,
+            endpoints_poll: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Settings {
+    /// Applies a config file over the defaults.
+    pub fn with_file(mut self, file: FileConfig) -> anyhow::Result<Self> {
+        let d = file.dns;
+        if let Some(v) = d.addr {
+            self.dns_addr = v;
+        }
+        if let Some(v) = d.zone {
+            self.zone = v;
+        }
+        if let Some(v) = d.ttl {
+            self.ttl = v;
+        }
+        if let Some(v) = d.negative_ttl {
+            self.negative_ttl = v;
+        }
+        self.service_ttl.extend(d.service_ttl);
+        if d.ns_name.is_some() {
+            self.ns_name = d.ns_name;
+        }
+        if !d.ns_addresses.is_empty() {
+            self.ns_addresses = d.ns_addresses;
+        }
+        if let Some(v) = d.max_udp_payload {
+            self.max_udp_payload = v;
+        }
+        if let Some(v) = d.udp_workers {
+            self.udp_workers = v;
+        }
+        if let Some(v) = d.tcp_idle_timeout {
+            self.tcp_idle_timeout = parse_duration(&v)?;
+        }
+        if let Some(v) = d.tcp_max_connections {
+            self.tcp_max_connections = v;
+        }
+        if let Some(v) = file.registry.fail_open {
+            self.fail_open = v;
+        }
+        if file.endpoints.is_some() {
+            self.endpoints = file.endpoints;
+        }
+        Ok(self)
+    }
+}
+
+/// Parses `250ms`, `10s`, `5m`, `1h` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("duration {s:?} does not start with a number"))?;
+    Ok(match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        other => bail!("duration {s:?}: unknown unit {other:?} (use ms, s, m or h)"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("60s").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn file_overrides_defaults() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            endpoints = "e.toml"
+            [dns]
+            addr = "127.0.0.1:53"
+            ttl = 30
+            tcp_idle_timeout = "3s"
+            [dns.service_ttl]
+            "web.prod" = 60
+            [registry]
+            fail_open = false
+            "#,
+        )
+        .unwrap();
+        let s = Settings::default().with_file(file).unwrap();
+        assert_eq!(s.dns_addr.port(), 53);
+        assert_eq!(s.ttl, 30);
+        assert_eq!(s.negative_ttl, 5);
+        assert_eq!(s.tcp_idle_timeout, Duration::from_secs(3));
+        assert_eq!(s.service_ttl["web.prod"], 60);
+        assert!(!s.fail_open);
+        assert!(toml::from_str::<FileConfig>("[dns]\nbogus = 1").is_err());
+    }
+}

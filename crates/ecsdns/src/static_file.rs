@@ -1,0 +1,210 @@
+//! The static endpoints file: non-ECS endpoints (and benchmark data) in TOML, or JSON of the
+//! same shape. Reloaded when it changes; a bad file keeps the previous state.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use model::{Health, Port, Protocol, Task, TaskGroup, TaskStatus, Update, dns_label, port_label};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default, rename = "service")]
+    services: Vec<ServiceDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceDef {
+    #[serde(default = "default_cluster")]
+    cluster: String,
+    name: String,
+    #[serde(default, rename = "endpoint")]
+    endpoints: Vec<EndpointDef>,
+}
+
+fn default_cluster() -> String {
+    "static".to_string()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointDef {
+    id: String,
+    addresses: Vec<IpAddr>,
+    #[serde(default)]
+    ports: OrderedPorts,
+    #[serde(default)]
+    az: Option<String>,
+    /// HEALTHY or UNHEALTHY; absent means no health check.
+    #[serde(default)]
+    health: Option<String>,
+}
+
+/// A port is a number (TCP) or `{ port = 53, protocol = "udp" }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PortDef {
+    Number(u16),
+    Full {
+        port: u16,
+        #[serde(default)]
+        protocol: Option<String>,
+    },
+}
+
+/// Named ports in file order: the first is the primary port.
+#[derive(Default)]
+struct OrderedPorts(Vec<(String, PortDef)>);
+
+impl<'de> Deserialize<'de> for OrderedPorts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OrderedPorts;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of port name = port number")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedPorts, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, PortDef>()? {
+                    out.push((k, v));
+                }
+                Ok(OrderedPorts(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Reads and validates a file into tasks (version 0; [`StaticSource`] assigns versions).
+pub fn parse(path: &Path, text: &str) -> anyhow::Result<Vec<Task>> {
+    let file: File = match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => serde_json::from_str(text).context("invalid JSON")?,
+        _ => toml::from_str(text).context("invalid TOML")?,
+    };
+    let mut tasks = Vec::new();
+    let mut seen = BTreeSet::new();
+    for svc in file.services {
+        let cluster = dns_label(&svc.cluster)
+            .with_context(|| format!("cluster {:?} is not a DNS label", svc.cluster))?;
+        let name_label = dns_label(&svc.name)
+            .with_context(|| format!("service {:?} is not a DNS label", svc.name))?;
+        for ep in svc.endpoints {
+            let id = dns_label(&ep.id)
+                .with_context(|| format!("endpoint id {:?} is not a DNS label", ep.id))?;
+            if id.starts_with('_') {
+                bail!("endpoint id {:?} may not start with '_'", ep.id);
+            }
+            if !seen.insert((cluster.clone(), name_label.clone(), id.clone())) {
+                bail!("endpoint {id} appears twice in {name_label}.{cluster}");
+            }
+            if ep.addresses.is_empty() {
+                bail!("endpoint {id} of {name_label}.{cluster} has no address");
+            }
+            let mut ports = Vec::new();
+            for (name, def) in ep.ports.0 {
+                port_label(&name).with_context(|| format!("port name {name:?} is not a label"))?;
+                let (port, protocol) = match def {
+                    PortDef::Number(p) => (p, Protocol::Tcp),
+                    PortDef::Full { port, protocol } => match protocol.as_deref() {
+                        None | Some("tcp") => (port, Protocol::Tcp),
+                        Some("udp") => (port, Protocol::Udp),
+                        Some(other) => bail!("port {name}: protocol {other:?} is not tcp or udp"),
+                    },
+                };
+                ports.push(Port {
+                    name,
+                    port,
+                    protocol,
+                });
+            }
+            let health = match ep.health.as_deref() {
+                None => Health::Unknown,
+                Some("HEALTHY" | "healthy") => Health::Healthy,
+                Some("UNHEALTHY" | "unhealthy") => Health::Unhealthy,
+                Some(other) => bail!("endpoint {id}: health {other:?} is not HEALTHY or UNHEALTHY"),
+            };
+            tasks.push(Task {
+                arn: format!("static:{cluster}/{name_label}/{id}"),
+                id,
+                cluster: cluster.clone(),
+                group: TaskGroup::Service(svc.name.clone()),
+                version: 0,
+                last_status: TaskStatus::Running,
+                desired_status: TaskStatus::Running,
+                health,
+                health_checked: ep.health.is_some(),
+                addresses: ep.addresses,
+                ports,
+                az: ep.az,
+                task_definition: None,
+                container_instance: None,
+                started_at: None,
+            });
+        }
+    }
+    Ok(tasks)
+}
+
+/// Turns successive loads of the file into registry updates. An endpoint keeps its version while
+/// its content is unchanged, so an unchanged reload changes nothing downstream.
+#[derive(Default)]
+pub struct StaticSource {
+    loads: u64,
+    previous: HashMap<String, Task>,
+    clusters: BTreeSet<String>,
+}
+
+impl StaticSource {
+    /// Updates that bring the registry from the previous load to `tasks`: per cluster (including
+    /// clusters that disappeared from the file) a listing marker and a full Reset.
+    pub fn load(&mut self, tasks: Vec<Task>) -> Vec<Update> {
+        self.loads += 1;
+        let mut by_cluster: BTreeMap<String, Vec<Task>> = BTreeMap::new();
+        let mut next = HashMap::new();
+        for mut task in tasks {
+            task.version = match self.previous.get(&task.arn) {
+                Some(old)
+                    if Task {
+                        version: 0,
+                        ..old.clone()
+                    } == task =>
+                {
+                    old.version
+                }
+                _ => self.loads,
+            };
+            next.insert(task.arn.clone(), task.clone());
+            by_cluster
+                .entry(task.cluster.clone())
+                .or_default()
+                .push(task);
+        }
+        for gone in self.clusters.iter() {
+            by_cluster.entry(gone.clone()).or_default();
+        }
+        self.clusters = by_cluster
+            .iter()
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(c, _)| c.clone())
+            .collect();
+        self.previous = next;
+        by_cluster
+            .into_iter()
+            .flat_map(|(cluster, tasks)| {
+                [
+                    Update::BeginListing {
+                        cluster: cluster.clone(),
+                    },
+                    Update::Reset { cluster, tasks },
+                ]
+            })
+            .collect()
+    }
+}

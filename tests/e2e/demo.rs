@@ -1,0 +1,135 @@
+//! `ecsdns demo` as a user runs it: the real binary, checked with dig.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use testkit::{Process, dig, eventually};
+
+fn answers(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn demo_acceptance_with_dig() {
+    let mut demo = Process::start(&[
+        "demo",
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--no-churn",
+        "--seed",
+        "5",
+    ]);
+    let dns = demo.dns;
+    let banner = demo.banner.join("\n");
+    assert!(banner.contains("serving DNS on"), "{banner}");
+
+    // web: 3 SRV records with their A records in the additional section
+    let out = dig(dns, &["web.demo.ecs.internal", "SRV"]);
+    assert!(
+        out.contains("status: NOERROR") && out.contains("ANSWER: 3,"),
+        "{out}"
+    );
+    assert!(out.contains("ADDITIONAL: 4"), "3 A records + OPT: {out}");
+    let srv = dig(dns, &["+short", "web.demo.ecs.internal", "SRV"]);
+    assert_eq!(srv.lines().count(), 3);
+    assert!(srv.lines().all(|l| l.starts_with("0 1 8080 ")), "{srv}");
+
+    // api (bridge): the EC2 hosts' addresses and dynamic host ports
+    let out = dig(
+        dns,
+        &[
+            "+noall",
+            "+answer",
+            "+additional",
+            "_grpc._tcp.api.demo.ecs.internal",
+            "SRV",
+        ],
+    );
+    let lines = answers(&out);
+    let srv: Vec<&String> = lines.iter().filter(|l| l.contains("SRV")).collect();
+    assert_eq!(srv.len(), 2, "{out}");
+    for l in &srv {
+        let port: u16 = l.split_whitespace().nth(6).unwrap().parse().unwrap();
+        assert!(port >= 32768, "dynamic host port: {l}");
+    }
+    let hosts: BTreeSet<&str> = lines
+        .iter()
+        .filter(|l| l.contains("\tA\t") || l.contains(" A "))
+        .map(|l| l.split_whitespace().last().unwrap())
+        .collect();
+    assert_eq!(
+        hosts,
+        BTreeSet::from(["10.0.100.10", "10.0.101.10"]),
+        "{out}"
+    );
+
+    // fleet: truncated without EDNS, complete over TCP
+    let out = dig(dns, &["+noedns", "+ignore", "fleet.demo.ecs.internal", "A"]);
+    assert!(out.contains("flags: qr aa tc"), "{out}");
+    let out = dig(dns, &["+tcp", "+short", "fleet.demo.ecs.internal", "A"]);
+    assert_eq!(out.lines().count(), 60, "{out}");
+    let out = dig(dns, &["+short", "fleet.demo.ecs.internal", "SRV"]);
+    assert!(
+        out.trim().is_empty() || out.lines().count() == 60,
+        "SRV over 1232 bytes: dig retried"
+    );
+
+    // nope: NXDOMAIN with the SOA
+    let out = dig(dns, &["nope.demo.ecs.internal"]);
+    assert!(out.contains("status: NXDOMAIN"), "{out}");
+    assert!(
+        out.contains("AUTHORITY: 1") && out.contains("IN\tSOA\tns1.ecs.internal."),
+        "{out}"
+    );
+
+    // the standalone group is served by its family name
+    let out = dig(dns, &["+short", "etl.demo.ecs.internal", "A"]);
+    assert_eq!(out.lines().count(), 4, "{out}");
+
+    assert_eq!(demo.stop(), Some(0), "SIGTERM exits 0");
+}
+
+#[test]
+fn demo_churn_is_visible_in_dns() {
+    let demo = Process::start(&[
+        "demo",
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--seed",
+        "9",
+        "--churn-interval",
+        "100ms",
+    ]);
+    let dns = demo.dns;
+    let snapshot = || {
+        let web = dig(dns, &["+tcp", "+short", "web.demo.ecs.internal", "A"]);
+        let fleet = dig(dns, &["+tcp", "+short", "fleet.demo.ecs.internal", "A"]);
+        format!("{web}|{fleet}")
+    };
+    let first = snapshot();
+    eventually(
+        Duration::from_secs(20),
+        "the demo's answers to change",
+        || (snapshot() != first).then_some(()),
+    );
+}
+
+#[test]
+fn help_reads_well() {
+    let (code, out, _) = testkit::run_ecsdns(&["--help"]);
+    assert_eq!(code, Some(0));
+    for word in ["serve", "demo", "--log-format"] {
+        assert!(out.contains(word), "{out}");
+    }
+    let (code, out, _) = testkit::run_ecsdns(&["serve", "--help"]);
+    assert_eq!(code, Some(0));
+    for word in ["--dns-addr", "--zone", "--endpoints", "--config"] {
+        assert!(out.contains(word), "{out}");
+    }
+    let (code, _, err) = testkit::run_ecsdns(&["serve", "--dns-addr", "nonsense"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("invalid value"), "{err}");
+}

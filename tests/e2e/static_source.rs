@@ -1,0 +1,142 @@
+//! `ecsdns serve --endpoints FILE`: loading, reloading, and refusing bad files.
+
+use std::time::Duration;
+
+use testkit::{Process, dig, eventually, run_ecsdns};
+
+use crate::fixture::temp_dir;
+
+const ONE: &str = r#"
+[[service]]
+name = "web"
+[[service.endpoint]]
+id = "web-1"
+addresses = ["10.0.0.1"]
+ports = { http = 8080 }
+"#;
+
+const TWO: &str = r#"
+[[service]]
+name = "web"
+[[service.endpoint]]
+id = "web-1"
+addresses = ["10.0.0.1"]
+ports = { http = 8080 }
+[[service.endpoint]]
+id = "web-2"
+addresses = ["10.0.0.2"]
+ports = { http = 8080 }
+"#;
+
+fn short(dns: std::net::SocketAddr, name: &str, qtype: &str) -> Vec<String> {
+    let mut v: Vec<String> = dig(dns, &["+short", name, qtype])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn reloads_on_change_and_keeps_state_on_a_bad_file() {
+    let dir = temp_dir("reload");
+    let file = dir.join("endpoints.toml");
+    std::fs::write(&file, ONE).unwrap();
+    let path = file.to_str().unwrap();
+    let mut p = Process::start(&[
+        "serve",
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--endpoints",
+        path,
+        "--endpoints-poll",
+        "50ms",
+    ]);
+    let name = "web.static.ecs.internal";
+    assert_eq!(short(p.dns, name, "A"), vec!["10.0.0.1"]);
+    assert_eq!(
+        short(p.dns, "_http._tcp.web.static.ecs.internal", "SRV").len(),
+        1
+    );
+
+    std::fs::write(&file, TWO).unwrap();
+    eventually(Duration::from_secs(10), "the second endpoint", || {
+        (short(p.dns, name, "A") == vec!["10.0.0.1", "10.0.0.2"]).then_some(())
+    });
+
+    // a bad file (invalid label) is refused and the previous endpoints stay
+    std::fs::write(&file, TWO.replace("web-2", "web 2")).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(short(p.dns, name, "A"), vec!["10.0.0.1", "10.0.0.2"]);
+    // broken TOML too
+    std::fs::write(&file, "[[service]\nname=").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(short(p.dns, name, "A"), vec!["10.0.0.1", "10.0.0.2"]);
+
+    // removing everything empties the zone
+    std::fs::write(&file, "").unwrap();
+    eventually(Duration::from_secs(10), "the service to leave", || {
+        dig(p.dns, &[name, "A"]).contains("NXDOMAIN").then_some(())
+    });
+    assert_eq!(p.stop(), Some(0));
+    let log = p.stderr();
+    assert!(log.contains("endpoints file rejected"), "{log}");
+    assert!(
+        log.contains("not a DNS label"),
+        "the reason is logged: {log}"
+    );
+}
+
+#[test]
+fn json_endpoints_and_config_file() {
+    let dir = temp_dir("json");
+    let file = dir.join("endpoints.json");
+    std::fs::write(
+        &file,
+        r#"{"service": [{"cluster": "edge", "name": "proxy", "endpoint": [
+            {"id": "p1", "addresses": ["10.1.1.1", "fd00::1"], "ports": {"https": 443}}]}]}"#,
+    )
+    .unwrap();
+    let config = dir.join("ecsdns.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "endpoints = {:?}\n[dns]\naddr = \"127.0.0.1:0\"\nzone = \"svc.example.\"\nttl = 42\n",
+            file.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let p = Process::start(&["serve", "--config", config.to_str().unwrap()]);
+    let out = dig(
+        p.dns,
+        &["+noall", "+answer", "proxy.edge.svc.example", "AAAA"],
+    );
+    assert!(out.contains("42\tIN\tAAAA\tfd00::1"), "{out}");
+    let out = dig(
+        p.dns,
+        &["+short", "_https._tcp.proxy.edge.svc.example", "SRV"],
+    );
+    assert_eq!(out.trim(), "0 1 443 p1.proxy.edge.svc.example.");
+}
+
+#[test]
+fn a_bad_file_at_startup_is_a_clear_error() {
+    let dir = temp_dir("badstart");
+    let file = dir.join("endpoints.toml");
+    std::fs::write(&file, ONE.replace("10.0.0.1", "not-an-ip")).unwrap();
+    let (code, _, err) = run_ecsdns(&[
+        "serve",
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--endpoints",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("endpoints file") && err.contains("invalid TOML"),
+        "{err}"
+    );
+    let (code, _, err) = run_ecsdns(&["serve", "--endpoints", "/nonexistent/e.toml"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("cannot read endpoints file"), "{err}");
+}
