@@ -140,3 +140,43 @@ fn a_bad_file_at_startup_is_a_clear_error() {
     assert_eq!(code, Some(1));
     assert!(err.contains("cannot read endpoints file"), "{err}");
 }
+
+#[test]
+fn name_collisions_are_logged_and_one_side_is_served() {
+    let dir = temp_dir("collide");
+    let file = dir.join("endpoints.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[service]]
+name = "Api"
+[[service.endpoint]]
+id = "a1"
+addresses = ["10.0.0.1"]
+[[service]]
+name = "api"
+[[service.endpoint]]
+id = "a2"
+addresses = ["10.0.0.2"]
+"#,
+    )
+    .unwrap();
+    let mut p = Process::start(&[
+        "serve",
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--endpoints",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        short(p.dns, "api.static.ecs.internal", "A"),
+        vec!["10.0.0.1"]
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(p.stop(), Some(0));
+    let log = p.stderr();
+    assert!(
+        log.contains("naming problem") && log.contains("Collision"),
+        "{log}"
+    );
+}

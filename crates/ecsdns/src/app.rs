@@ -82,6 +82,7 @@ impl App {
         let (updates, rx) = mpsc::channel::<Batch>(1024);
         tasks.spawn(apply_updates(Arc::clone(&registry), rx));
         tasks.spawn(prune_tombstones(Arc::clone(&registry), stopped.clone()));
+        tasks.spawn(report_problems(Arc::clone(&registry), stopped.clone()));
 
         let (udp, tcp) = dns::bind_udp_tcp(settings.dns_addr)?;
         let server = DnsServer::start(
@@ -287,6 +288,28 @@ async fn prune_tombstones(registry: Arc<Registry>, mut stopping: watch::Receiver
         if pruned > 0 {
             tracing::debug!(pruned, "tombstones pruned");
         }
+    }
+}
+
+/// Logs each naming problem (unservable name, collision) once when it appears, and once when it
+/// is gone. Checked at most once a second, whatever the churn.
+async fn report_problems(registry: Arc<Registry>, mut stopping: watch::Receiver<bool>) {
+    let mut changed = registry.subscribe();
+    let mut reported: Vec<registry::Problem> = Vec::new();
+    loop {
+        tokio::select! {
+            r = changed.changed() => if r.is_err() { return },
+            _ = stopping.changed() => return,
+        }
+        let now = registry.problems();
+        for p in now.iter().filter(|p| !reported.contains(p)) {
+            tracing::warn!(problem = ?p, "naming problem: not served as the name suggests");
+        }
+        for p in reported.iter().filter(|p| !now.contains(p)) {
+            tracing::info!(problem = ?p, "naming problem resolved");
+        }
+        reported = now;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

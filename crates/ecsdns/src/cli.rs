@@ -218,7 +218,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                  Try:\n  \
                  {dig} web.demo.{zone} SRV\n  \
                  {dig} _grpc._tcp.api.demo.{zone} SRV\n  \
-                 {dig} +noedns fleet.demo.{zone} A    (truncated; add +tcp for all 60)\n\
+                 {dig} +noedns +ignore fleet.demo.{zone} A    (TC=1: 60 records exceed 512 bytes; \
+                 without +ignore dig retries over TCP)\n\
                  Ctrl-C stops.",
                 if churn.is_some() {
                     "; tasks churn every few seconds"
