@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The one test command. On a fresh machine it installs what the tests need (Debian: dig, kdig),
-# then checks formatting and lints, then runs every test in the workspace.
+# The one test command. On a fresh machine it installs what the tests need (Debian: dig, kdig;
+# PyPI: moto, the local ECS/SQS/EC2 endpoint, into a venv), then checks formatting and lints,
+# then runs every test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,6 +15,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# moto, pinned, in its own venv outside the clone (kept between runs).
+moto_version="5.2.5"
+venv="${ECSDNS_MOTO_VENV:-$HOME/.cache/ecsdns/moto-venv}"
+if [ ! -f "$venv/.ecsdns-moto-$moto_version" ]; then
+  echo "test.sh: installing moto $moto_version into $venv"
+  rm -rf "$venv"
+  if ! python3 -m venv "$venv" 2>/dev/null; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/pip" install -q "moto[server,ecs,sqs,events,ec2]==$moto_version"
+  touch "$venv/.ecsdns-moto-$moto_version"
+fi
+export ECSDNS_MOTO_SERVER="$venv/bin/moto_server"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

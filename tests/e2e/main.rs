@@ -9,6 +9,8 @@
 
 mod demo;
 mod dns_rules;
+mod ecs_aws;
+mod ecs_watch;
 mod fixture;
 mod static_source;
 mod tidy;

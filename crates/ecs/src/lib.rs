@@ -1,16 +1,27 @@
 //! ECS sources for the registry: the EventBridge event decoder (shared by the SQS watcher and
-//! the demo simulator) and the demo simulator itself.
+//! the demo simulator), the watcher (SQS events, paced reconcile via the ECS API, EC2 lookups),
+//! and the demo simulator.
 //!
 //! Invariants: this crate emits [`model::Update`]s and never imports the registry. Every source
 //! of task state goes through [`Decoder::decode`], so the demo exercises the production decoder.
 //! Unknown fields and unknown event types are counted, never errors; a body that is not an event
 //! is a [`DecodeError`] for the caller to count and leave to the dead-letter queue.
 
+pub mod aws;
 pub mod demo;
 mod event;
+mod lookups;
+pub mod pacer;
+mod reconcile;
+mod sdk;
+mod sqs;
+pub mod status;
 mod translate;
+pub mod watcher;
 
 pub use event::{DecodeError, Event, InstanceEvent, TaskEvent, decode};
+pub use lookups::LookupStats;
 pub use translate::{
     ClusterMap, DecodeStats, Decoder, PortMapping, TaskContext, TaskDefinitionInfo,
 };
+pub use watcher::{Batch, ClusterConfig, Sink, WatchConfig, Watcher};

@@ -100,44 +100,68 @@ impl Decoder {
         }
     }
 
-    /// Decodes one body. `Ok(None)`: a valid event that changes nothing here (unknown type,
-    /// unwatched cluster), counted. `Err`: a poison message, counted.
-    pub fn decode(&self, body: &str, ctx: &dyn TaskContext) -> Result<Option<Update>, DecodeError> {
-        let count = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);
-        count(&self.stats.received);
+    /// Decodes one body into an event, counting what came in. `Ok(None)`: a valid event of a
+    /// type ecsdns does not use (counted). `Err`: a poison message (counted).
+    pub fn parse(&self, body: &str) -> Result<Option<Event>, DecodeError> {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
         let event = decode(body).inspect_err(|_| {
-            count(&self.stats.poison);
+            self.stats.poison.fetch_add(1, Ordering::Relaxed);
         })?;
-        let update = match event {
+        match &event {
             Event::Task(task) => {
                 self.stats
                     .unknown_fields
                     .fetch_add(task.unknown_fields() as u64, Ordering::Relaxed);
-                let Some(label) = self.clusters.label(&task.cluster_arn) else {
-                    count(&self.stats.unwatched);
-                    return Ok(None);
-                };
-                task_update(&task, label, ctx)
             }
-            Event::Instance(ci) => {
-                let Some(label) = self.clusters.label(&ci.cluster_arn) else {
-                    count(&self.stats.unwatched);
-                    return Ok(None);
-                };
-                Update::Instance(ContainerInstance {
-                    arn: ci.container_instance_arn,
-                    cluster: label.to_string(),
-                    status: InstanceStatus::parse(&ci.status),
-                    version: ci.version,
-                })
-            }
+            Event::Instance(_) => {}
             Event::Other { .. } => {
-                count(&self.stats.unknown_type);
+                self.stats.unknown_type.fetch_add(1, Ordering::Relaxed);
                 return Ok(None);
             }
+        }
+        Ok(Some(event))
+    }
+
+    /// The label of the event's cluster, or `None` (counted) when it is not watched.
+    pub fn cluster_label(&self, event: &Event) -> Option<&str> {
+        let arn = match event {
+            Event::Task(t) => t.cluster_arn.as_str(),
+            Event::Instance(i) => i.cluster_arn.as_str(),
+            Event::Other { .. } => return None,
         };
-        count(&self.stats.decoded);
-        Ok(Some(update))
+        let label = self.clusters.label(arn);
+        if label.is_none() {
+            self.stats.unwatched.fetch_add(1, Ordering::Relaxed);
+        }
+        label
+    }
+
+    /// The update an event stands for, in the cluster labelled `label`.
+    pub fn translate(&self, event: &Event, label: &str, ctx: &dyn TaskContext) -> Option<Update> {
+        let update = match event {
+            Event::Task(task) => task_update(task, label, ctx),
+            Event::Instance(ci) => Update::Instance(ContainerInstance {
+                arn: ci.container_instance_arn.clone(),
+                cluster: label.to_string(),
+                status: InstanceStatus::parse(&ci.status),
+                version: ci.version,
+            }),
+            Event::Other { .. } => return None,
+        };
+        self.stats.decoded.fetch_add(1, Ordering::Relaxed);
+        Some(update)
+    }
+
+    /// Parses and translates in one step, for sources whose context is ready (the demo).
+    pub fn decode(&self, body: &str, ctx: &dyn TaskContext) -> Result<Option<Update>, DecodeError> {
+        let Some(event) = self.parse(body)? else {
+            return Ok(None);
+        };
+        let Some(label) = self.cluster_label(&event) else {
+            return Ok(None);
+        };
+        let label = label.to_string();
+        Ok(self.translate(&event, &label, ctx))
     }
 }
 

@@ -20,7 +20,7 @@ use crate::static_file::{self, StaticSource};
 /// How long a removed task's tombstone is kept to recognise late, older events.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(600);
 
-type Batch = (Vec<Update>, Option<oneshot::Sender<u64>>);
+use ecs::Batch;
 
 /// A running ecsdns.
 pub struct App {
@@ -30,6 +30,8 @@ pub struct App {
     pub table: Arc<AnswerTable>,
     /// DNS counters.
     pub dns_metrics: Arc<DnsMetrics>,
+    /// The ECS watcher, when clusters are configured.
+    pub watcher: Option<ecs::Watcher>,
     dns_addr: SocketAddr,
     updates: mpsc::Sender<Batch>,
     synced: watch::Receiver<u64>,
@@ -97,10 +99,32 @@ impl App {
             },
         )?;
         let dns_addr = server.local_addr();
+        let watcher = if settings.ecs.clusters.is_empty() {
+            if settings.ecs.sqs_queue_url.is_some() {
+                anyhow::bail!("an SQS queue is configured but no cluster to watch (--cluster)");
+            }
+            None
+        } else {
+            let config = ecs::WatchConfig {
+                aws: ecs::aws::AwsSettings {
+                    region: settings.ecs.region.clone(),
+                    ..Default::default()
+                },
+                clusters: settings.ecs.clusters.clone(),
+                queue_url: settings.ecs.sqs_queue_url.clone(),
+                reconcile_interval: settings.ecs.reconcile_interval,
+                ecs_rate: settings.ecs.api_rate,
+                ecs_burst: (settings.ecs.api_rate * 2.0).max(1.0),
+                ..Default::default()
+            };
+            let sink = ecs::Sink::new(updates.clone());
+            Some(ecs::Watcher::start(config, sink, stopped.clone(), &mut tasks).await)
+        };
         let mut app = Self {
             registry,
             table,
             dns_metrics,
+            watcher,
             dns_addr,
             updates,
             synced,

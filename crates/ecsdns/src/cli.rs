@@ -92,6 +92,23 @@ pub struct ServeArgs {
     /// How often to check the endpoints file for changes.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub endpoints_poll: Duration,
+    /// ECS cluster to watch, as NAME or ARN, optionally =ALIAS for its DNS label (repeatable).
+    #[arg(
+        long = "cluster",
+        value_name = "NAME[=ALIAS]",
+        env = "ECSDNS_CLUSTERS",
+        value_delimiter = ','
+    )]
+    pub clusters: Vec<String>,
+    /// SQS queue fed by an EventBridge rule with ECS task and container instance events.
+    #[arg(long, env = "ECSDNS_SQS_QUEUE_URL")]
+    pub sqs_queue_url: Option<String>,
+    /// Time between full reconciles from the ECS API [default: 60s].
+    #[arg(long, env = "ECSDNS_RECONCILE_INTERVAL", value_parser = parse_duration)]
+    pub reconcile_interval: Option<Duration>,
+    /// AWS region [default: the standard chain: AWS_REGION, profile, instance metadata].
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
     /// DNS options.
     #[command(flatten)]
     pub dns: DnsArgs,
@@ -193,6 +210,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 settings.endpoints = args.endpoints.clone();
             }
             settings.endpoints_poll = args.endpoints_poll;
+            for spec in &args.clusters {
+                settings
+                    .ecs
+                    .clusters
+                    .push(crate::config::parse_cluster(spec)?);
+            }
+            if args.sqs_queue_url.is_some() {
+                settings.ecs.sqs_queue_url = args.sqs_queue_url.clone();
+            }
+            if let Some(v) = args.reconcile_interval {
+                settings.ecs.reconcile_interval = v;
+            }
+            if args.aws_region.is_some() {
+                settings.ecs.region = args.aws_region.clone();
+            }
             let app = App::start(&settings).await?;
             announce(&format!(
                 "ecsdns serving DNS on {} (UDP and TCP), zone {}",

@@ -21,6 +21,38 @@ pub struct FileConfig {
     pub registry: RegistryFile,
     /// Static endpoints file.
     pub endpoints: Option<PathBuf>,
+    /// `[ecs]`
+    #[serde(default)]
+    pub ecs: EcsFile,
+}
+
+/// `[ecs]` section: the watched clusters and the event queue.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcsFile {
+    /// `[[ecs.cluster]]` entries.
+    #[serde(default, rename = "cluster")]
+    pub clusters: Vec<ClusterFile>,
+    /// The SQS queue an EventBridge rule feeds with ECS events.
+    pub sqs_queue_url: Option<String>,
+    /// Time between reconciles, e.g. `60s`.
+    pub reconcile_interval: Option<String>,
+    /// AWS region (else the standard chain).
+    pub region: Option<String>,
+    /// ECS read calls per second over all clusters.
+    pub api_rate: Option<f64>,
+}
+
+/// One `[[ecs.cluster]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// Cluster name or ARN.
+    pub name: String,
+    /// DNS label to serve it under (default: the name, lower-cased).
+    pub alias: Option<String>,
+    /// Role to assume for this cluster.
+    pub role_arn: Option<String>,
 }
 
 /// `[dns]` section.
@@ -101,6 +133,64 @@ pub struct Settings {
     pub endpoints: Option<PathBuf>,
     /// How often the endpoints file is checked for changes.
     pub endpoints_poll: Duration,
+    /// The ECS watcher, when clusters are configured.
+    pub ecs: EcsSettings,
+}
+
+/// The ECS watcher's settings.
+#[derive(Debug, Clone)]
+pub struct EcsSettings {
+    /// Watched clusters.
+    pub clusters: Vec<ecs::ClusterConfig>,
+    /// The event queue.
+    pub sqs_queue_url: Option<String>,
+    /// Time between reconciles.
+    pub reconcile_interval: Duration,
+    /// AWS region.
+    pub region: Option<String>,
+    /// ECS read calls per second.
+    pub api_rate: f64,
+}
+
+impl Default for EcsSettings {
+    fn default() -> Self {
+        Self {
+            clusters: Vec::new(),
+            sqs_queue_url: None,
+            reconcile_interval: Duration::from_secs(60),
+            region: None,
+            api_rate: 10.0,
+        }
+    }
+}
+
+/// Parses `NAME[=ALIAS]` into a watched cluster; the label is the alias or the name,
+/// lower-cased, and must be a DNS label.
+pub fn parse_cluster(spec: &str) -> anyhow::Result<ecs::ClusterConfig> {
+    let (name, alias) = match spec.split_once('=') {
+        Some((n, a)) => (n.trim(), Some(a.trim())),
+        None => (spec.trim(), None),
+    };
+    cluster(name, alias, None)
+}
+
+fn cluster(
+    name: &str,
+    alias: Option<&str>,
+    role_arn: Option<String>,
+) -> anyhow::Result<ecs::ClusterConfig> {
+    if name.is_empty() {
+        bail!("empty cluster name");
+    }
+    let short = name.rsplit('/').next().unwrap_or(name);
+    let label_source = alias.unwrap_or(short);
+    let label = model::dns_label(label_source)
+        .with_context(|| format!("cluster label {label_source:?} (give NAME=ALIAS)"))?;
+    Ok(ecs::ClusterConfig {
+        name: name.to_string(),
+        label,
+        role_arn,
+    })
 }
 
 impl Default for Settings {
@@ -120,6 +210,7 @@ impl Default for Settings {
             fail_open: true,
             endpoints: None,
             endpoints_poll: Duration::from_secs(1),
+            ecs: EcsSettings::default(),
         }
     }
 }
@@ -164,6 +255,24 @@ impl Settings {
         }
         if file.endpoints.is_some() {
             self.endpoints = file.endpoints;
+        }
+        let e = file.ecs;
+        for c in e.clusters {
+            self.ecs
+                .clusters
+                .push(cluster(&c.name, c.alias.as_deref(), c.role_arn)?);
+        }
+        if e.sqs_queue_url.is_some() {
+            self.ecs.sqs_queue_url = e.sqs_queue_url;
+        }
+        if let Some(v) = e.reconcile_interval {
+            self.ecs.reconcile_interval = parse_duration(&v)?;
+        }
+        if e.region.is_some() {
+            self.ecs.region = e.region;
+        }
+        if let Some(v) = e.api_rate {
+            self.ecs.api_rate = v;
         }
         Ok(self)
     }
@@ -224,5 +333,38 @@ mod tests {
         assert_eq!(s.service_ttl["web.prod"], 60);
         assert!(!s.fail_open);
         assert!(toml::from_str::<FileConfig>("[dns]\nbogus = 1").is_err());
+    }
+
+    #[test]
+    fn clusters_and_aliases() {
+        let c = parse_cluster("Prod-Cluster").unwrap();
+        assert_eq!(
+            (c.name.as_str(), c.label.as_str()),
+            ("Prod-Cluster", "prod-cluster")
+        );
+        let c = parse_cluster("arn:aws:ecs:us-east-1:1:cluster/big=p").unwrap();
+        assert_eq!(c.label, "p");
+        let c = parse_cluster("arn:aws:ecs:us-east-1:1:cluster/big").unwrap();
+        assert_eq!(c.label, "big");
+        assert!(parse_cluster("x=not a label").is_err());
+        assert!(parse_cluster("").is_err());
+        let file: FileConfig = toml::from_str(
+            r#"
+            [ecs]
+            sqs_queue_url = "http://q"
+            reconcile_interval = "5m"
+            [[ecs.cluster]]
+            name = "prod"
+            [[ecs.cluster]]
+            name = "other"
+            alias = "o"
+            role_arn = "arn:aws:iam::2:role/ecsdns"
+            "#,
+        )
+        .unwrap();
+        let s = Settings::default().with_file(file).unwrap();
+        assert_eq!(s.ecs.clusters.len(), 2);
+        assert_eq!(s.ecs.clusters[1].label, "o");
+        assert_eq!(s.ecs.reconcile_interval, Duration::from_secs(300));
     }
 }

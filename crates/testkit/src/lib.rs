@@ -13,7 +13,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+
+mod moto;
 use hickory_proto::rr::{Name, RecordType};
+pub use moto::{Moto, moto_server_bin};
 
 /// Builds a standard query message (RD set, random-looking ID).
 pub fn query(name: &str, rtype: RecordType) -> Message {
@@ -140,22 +143,19 @@ pub fn kdig(server: SocketAddr, args: &[&str]) -> String {
     run_tool("kdig", &all)
 }
 
-/// Path of the `ecsdns` binary, built once per test run (cargo does not build other packages'
-/// binaries for a test target).
+/// Path of the `ecsdns` binary under test: `ecsdns-e2e`, which `cargo test` builds beside the
+/// test executable (`target/debug/deps/e2e-HASH` -> `target/debug/ecsdns-e2e`).
 pub fn ecsdns_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "ecsdns", "--bin", "ecsdns"])
-            .status()
-            .expect("cannot run cargo to build ecsdns");
-        assert!(status.success(), "building ecsdns failed");
-        // target/debug/deps/e2e-HASH -> target/debug/ecsdns
         let exe = std::env::current_exe().unwrap();
         let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-        let bin = dir.join("ecsdns");
-        assert!(bin.exists(), "{} was not built", bin.display());
+        let bin = dir.join("ecsdns-e2e");
+        assert!(
+            bin.exists(),
+            "{} is missing: run the tests with cargo test",
+            bin.display()
+        );
         bin
     })
     .clone()
@@ -164,6 +164,7 @@ pub fn ecsdns_bin() -> PathBuf {
 /// A running `ecsdns` child process; stopped with SIGTERM on drop.
 pub struct Process {
     child: Child,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
     /// The DNS address it announced.
     pub dns: SocketAddr,
     /// Lines it printed on stdout before and including the announcement.
@@ -173,9 +174,18 @@ pub struct Process {
 impl Process {
     /// Starts `ecsdns ARGS...` and waits for the line that announces the DNS address.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Like [`Process::start`], with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(ecsdns_bin())
             .args(args)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                "info,aws=warn,aws_smithy_runtime=warn,hyper=warn",
+            )
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -197,9 +207,38 @@ impl Process {
                 break addr.parse().unwrap();
             }
         };
-        // Keep reading the banner in the background so the pipe never fills.
+        // Keep reading both pipes in the background so they never fill; keep the log.
         std::thread::spawn(move || for _ in lines {});
-        Self { child, dns, banner }
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let log = std::sync::Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
+        Self {
+            child,
+            log,
+            dns,
+            banner,
+        }
+    }
+
+    /// Waits until the log (stderr) contains `needle`; panics with the log after `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while !self.log.lock().unwrap().contains(needle) {
+            assert!(
+                start.elapsed() < timeout,
+                "no {needle:?} in the log after {timeout:?}:\n{}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends SIGTERM and waits; returns the exit code.
@@ -218,13 +257,12 @@ impl Process {
         }
     }
 
-    /// Everything the process wrote on stderr (waits for it to exit first).
+    /// Everything the process wrote on stderr so far (all of it once it has exited).
     pub fn stderr(&mut self) -> String {
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut err);
+        if self.child.try_wait().ok().flatten().is_some() {
+            std::thread::sleep(Duration::from_millis(100));
         }
-        err
+        self.log.lock().unwrap().clone()
     }
 }
 

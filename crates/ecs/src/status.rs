@@ -1,0 +1,154 @@
+//! The watcher's health: per cluster and for the queue, whether the last attempt worked, since
+//! when it fails, and why. Transitions are logged once; readiness and metrics read the rest.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+/// One source's state (a cluster's reconcile, or the queue).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceState {
+    /// When it last worked.
+    pub last_ok: Option<SystemTime>,
+    /// The last error, while it is failing.
+    pub error: Option<String>,
+    /// Failures in a row.
+    pub failures: u32,
+    /// Tasks the last reconcile listed (clusters only).
+    pub tasks: usize,
+    /// How long the last reconcile took (clusters only).
+    pub duration: Option<Duration>,
+}
+
+impl SourceState {
+    /// Whether the source works now.
+    pub fn healthy(&self) -> bool {
+        self.error.is_none() && self.last_ok.is_some()
+    }
+}
+
+/// Counters of the watcher's work.
+#[derive(Debug, Default)]
+pub struct WatchCounters {
+    /// Reconciles completed.
+    pub reconciles: AtomicU64,
+    /// Reconciles that failed.
+    pub reconcile_failures: AtomicU64,
+    /// SQS receive calls.
+    pub sqs_receives: AtomicU64,
+    /// SQS calls that failed.
+    pub sqs_errors: AtomicU64,
+    /// Messages deleted after their updates were applied.
+    pub sqs_deleted: AtomicU64,
+    /// Events whose missing health was fetched with DescribeTasks.
+    pub health_lookups: AtomicU64,
+}
+
+/// Shared watcher status.
+#[derive(Debug, Default)]
+pub struct WatchStatus {
+    clusters: Mutex<BTreeMap<String, SourceState>>,
+    queue: Mutex<Option<SourceState>>,
+    /// Counters.
+    pub counters: WatchCounters,
+}
+
+impl WatchStatus {
+    pub(crate) fn expect_cluster(&self, label: &str) {
+        lock(&self.clusters).entry(label.to_string()).or_default();
+    }
+
+    pub(crate) fn expect_queue(&self) {
+        *lock(&self.queue) = Some(SourceState::default());
+    }
+
+    pub(crate) fn cluster_ok(&self, label: &str, tasks: usize, took: Duration) {
+        self.counters.reconciles.fetch_add(1, Ordering::Relaxed);
+        let mut all = lock(&self.clusters);
+        let state = all.entry(label.to_string()).or_default();
+        if state.error.is_some() {
+            tracing::info!(cluster = label, "cluster reconcile works again");
+        }
+        if state.last_ok.is_none() {
+            tracing::info!(cluster = label, tasks, took = ?took, "cluster synced");
+        }
+        *state = SourceState {
+            last_ok: Some(SystemTime::now()),
+            error: None,
+            failures: 0,
+            tasks,
+            duration: Some(took),
+        };
+    }
+
+    pub(crate) fn cluster_failed(&self, label: &str, error: &str) {
+        self.counters
+            .reconcile_failures
+            .fetch_add(1, Ordering::Relaxed);
+        let mut all = lock(&self.clusters);
+        let state = all.entry(label.to_string()).or_default();
+        if state.error.is_none() {
+            tracing::warn!(
+                cluster = label,
+                error,
+                "cluster reconcile failed; serving the last known state and retrying"
+            );
+        }
+        state.error = Some(error.to_string());
+        state.failures += 1;
+    }
+
+    pub(crate) fn queue_ok(&self) {
+        self.counters.sqs_receives.fetch_add(1, Ordering::Relaxed);
+        let mut q = lock(&self.queue);
+        let state = q.get_or_insert_with(SourceState::default);
+        if state.error.is_some() {
+            tracing::info!("event queue works again");
+        }
+        state.error = None;
+        state.failures = 0;
+        state.last_ok = Some(SystemTime::now());
+    }
+
+    pub(crate) fn queue_failed(&self, error: &str) {
+        self.counters.sqs_errors.fetch_add(1, Ordering::Relaxed);
+        let mut q = lock(&self.queue);
+        let state = q.get_or_insert_with(SourceState::default);
+        if state.error.is_none() {
+            tracing::warn!(
+                error,
+                "event queue failed; serving the last known state and retrying"
+            );
+        }
+        state.error = Some(error.to_string());
+        state.failures += 1;
+    }
+
+    /// Every cluster's state, by label.
+    pub fn clusters(&self) -> BTreeMap<String, SourceState> {
+        lock(&self.clusters).clone()
+    }
+
+    /// The queue's state, when a queue is configured.
+    pub fn queue(&self) -> Option<SourceState> {
+        lock(&self.queue).clone()
+    }
+
+    /// Every cluster has been reconciled at least once.
+    pub fn initial_sync_done(&self) -> bool {
+        lock(&self.clusters).values().all(|s| s.last_ok.is_some())
+    }
+
+    /// Something fails now (the state served may be stale).
+    pub fn degraded(&self) -> bool {
+        lock(&self.clusters).values().any(|s| s.error.is_some())
+            || lock(&self.queue)
+                .as_ref()
+                .is_some_and(|s| s.error.is_some())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}

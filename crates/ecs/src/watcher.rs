@@ -1,0 +1,251 @@
+//! The ECS watcher: per watched cluster a reconcile loop, plus one SQS consumer, all sending
+//! Updates into the registry's channel. Keeps going whatever AWS does: failures are retried with
+//! backoff and reported in [`WatchStatus`]; the registry keeps serving the last known state.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use model::Update;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+use crate::aws::{AwsError, AwsSettings, assume_role, load_config};
+use crate::lookups::Lookups;
+use crate::pacer::Pacer;
+use crate::status::WatchStatus;
+use crate::{ClusterMap, Decoder, reconcile, sqs};
+
+/// What the registry's channel carries: updates, and an optional acknowledgement that they were
+/// applied (with the registry generation reached).
+pub type Batch = (Vec<Update>, Option<oneshot::Sender<u64>>);
+
+/// The registry went away (shutting down).
+#[derive(Debug, Clone, Copy)]
+pub struct SinkClosed;
+
+/// Where updates go: the registry's applier.
+#[derive(Clone)]
+pub struct Sink(mpsc::Sender<Batch>);
+
+impl Sink {
+    /// Wraps the registry's channel.
+    pub fn new(tx: mpsc::Sender<Batch>) -> Self {
+        Self(tx)
+    }
+
+    /// Sends updates and waits until they are applied.
+    pub async fn apply(&self, updates: Vec<Update>) -> Result<u64, SinkClosed> {
+        let (ack, applied) = oneshot::channel();
+        self.0
+            .send((updates, Some(ack)))
+            .await
+            .map_err(|_| SinkClosed)?;
+        applied.await.map_err(|_| SinkClosed)
+    }
+}
+
+/// One watched cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Cluster name (or ARN), as ECS knows it.
+    pub name: String,
+    /// DNS label: its alias, or its lower-cased name.
+    pub label: String,
+    /// Role to assume for this cluster's ECS/EC2 calls (another account, say).
+    pub role_arn: Option<String>,
+}
+
+/// Watcher configuration.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    /// Region, endpoint, timeouts.
+    pub aws: AwsSettings,
+    /// Watched clusters.
+    pub clusters: Vec<ClusterConfig>,
+    /// The SQS queue the EventBridge rule feeds, if any.
+    pub queue_url: Option<String>,
+    /// Time between reconciles of a cluster.
+    pub reconcile_interval: Duration,
+    /// SQS long-poll wait (at most 20 s).
+    pub queue_wait: Duration,
+    /// ECS read calls per second, sustained, over all clusters.
+    pub ecs_rate: f64,
+    /// ECS read calls at once.
+    pub ecs_burst: f64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self {
+            aws: AwsSettings::default(),
+            clusters: Vec::new(),
+            queue_url: None,
+            reconcile_interval: Duration::from_secs(60),
+            queue_wait: Duration::from_secs(20),
+            ecs_rate: 10.0,
+            ecs_burst: 20.0,
+        }
+    }
+}
+
+/// A watched cluster's clients and caches.
+pub(crate) struct ClusterWatch {
+    pub(crate) name: String,
+    pub(crate) label: String,
+    pub(crate) ecs: aws_sdk_ecs::Client,
+    pub(crate) ecs_pacer: Arc<Pacer>,
+    pub(crate) lookups: Lookups,
+}
+
+/// State shared by the watcher's tasks.
+pub(crate) struct Shared {
+    pub(crate) decoder: Decoder,
+    pub(crate) clusters: BTreeMap<String, ClusterWatch>,
+    pub(crate) status: Arc<WatchStatus>,
+}
+
+/// A running watcher.
+pub struct Watcher {
+    /// Health of each source, for readiness and metrics.
+    pub status: Arc<WatchStatus>,
+    shared: Arc<Shared>,
+    /// ECS calls (all clusters share one bucket).
+    pub ecs_pacer: Arc<Pacer>,
+}
+
+impl Watcher {
+    /// Starts the reconcile loops and the queue consumer on `tasks`; they stop when `stop`
+    /// turns true.
+    pub async fn start(
+        config: WatchConfig,
+        sink: Sink,
+        stop: watch::Receiver<bool>,
+        tasks: &mut JoinSet<()>,
+    ) -> Self {
+        let base = load_config(&config.aws).await;
+        let ecs_pacer = Arc::new(Pacer::new(config.ecs_rate, config.ecs_burst, 5));
+        let ec2_pacer = Arc::new(Pacer::new(config.ecs_rate, config.ecs_burst, 5));
+        let status = Arc::new(WatchStatus::default());
+        let mut map = ClusterMap::default();
+        let mut clusters = BTreeMap::new();
+        for c in &config.clusters {
+            let sdk = match &c.role_arn {
+                Some(role) => assume_role(&base, role).await,
+                None => base.clone(),
+            };
+            let ecs = aws_sdk_ecs::Client::new(&sdk);
+            let ec2 = aws_sdk_ec2::Client::new(&sdk);
+            map.insert(&c.name, &c.label);
+            status.expect_cluster(&c.label);
+            let lookups = Lookups::new(
+                &c.name,
+                ecs.clone(),
+                ec2,
+                Arc::clone(&ecs_pacer),
+                Arc::clone(&ec2_pacer),
+            );
+            clusters.insert(
+                c.label.clone(),
+                ClusterWatch {
+                    name: c.name.clone(),
+                    label: c.label.clone(),
+                    ecs,
+                    ecs_pacer: Arc::clone(&ecs_pacer),
+                    lookups,
+                },
+            );
+        }
+        let shared = Arc::new(Shared {
+            decoder: Decoder::new(map),
+            clusters,
+            status: Arc::clone(&status),
+        });
+        for label in shared.clusters.keys() {
+            tasks.spawn(reconcile_loop(
+                Arc::clone(&shared),
+                label.clone(),
+                config.reconcile_interval,
+                sink.clone(),
+                stop.clone(),
+            ));
+        }
+        if let Some(url) = config.queue_url.clone() {
+            status.expect_queue();
+            let client = aws_sdk_sqs::Client::new(&base);
+            tasks.spawn(sqs::consume(
+                Arc::clone(&shared),
+                client,
+                url,
+                config.queue_wait.min(Duration::from_secs(20)),
+                sink,
+                stop,
+            ));
+        }
+        Self {
+            status,
+            shared,
+            ecs_pacer,
+        }
+    }
+
+    /// Lookup failures over all clusters: (task definitions, container instance addresses).
+    pub fn lookup_failures(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.shared
+            .clusters
+            .values()
+            .fold((0, 0), |(td, host), cw| {
+                let s = &cw.lookups.stats;
+                (
+                    td + s.task_definition_failures.load(Relaxed),
+                    host + s.host_failures.load(Relaxed),
+                )
+            })
+    }
+
+    /// Event decoding counters.
+    pub fn decode_stats(&self) -> &crate::DecodeStats {
+        &self.shared.decoder.stats
+    }
+}
+
+/// Reconciles one cluster now and then every `interval`; after a failure, sooner (backoff from
+/// 1 s up to the interval). Only this loop reconciles this cluster, so reconciles never overlap.
+async fn reconcile_loop(
+    shared: Arc<Shared>,
+    label: String,
+    interval: Duration,
+    sink: Sink,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some(cw) = shared.clusters.get(&label) else {
+        return;
+    };
+    let mut failures = 0u32;
+    loop {
+        let started = tokio::time::Instant::now();
+        let wait = match reconcile::reconcile(cw, &sink).await {
+            Ok(tasks) => {
+                failures = 0;
+                shared.status.cluster_ok(&label, tasks, started.elapsed());
+                interval
+            }
+            Err(e) => {
+                failures += 1;
+                let what = match &e {
+                    AwsError::ClusterNotFound(_) => {
+                        format!("cluster {} does not exist: {e}", cw.name)
+                    }
+                    _ => e.to_string(),
+                };
+                shared.status.cluster_failed(&label, &what);
+                Duration::from_secs(1u64 << failures.min(6)).min(interval)
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

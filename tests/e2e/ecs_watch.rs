@@ -1,0 +1,302 @@
+//! The ECS watcher against a real moto server over HTTP: reconcile from the ECS API, events
+//! through SQS, EC2 lookups, outages, and the event -> DNS freshness figure.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::NetworkMode;
+use serde_json::json;
+use testkit::{Moto, Process, dig, eventually};
+
+use crate::ecs_aws::{Aws, detail, instance_event, task_event};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn serve(moto: &Moto, extra: &[&str]) -> Process {
+    let env = moto.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut args = vec!["serve", "--dns-addr", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    Process::start_with_env(&args, &env)
+}
+
+fn set(dns: SocketAddr, name: &str, qtype: &str) -> BTreeSet<String> {
+    dig(dns, &["+short", "+tcp", name, qtype])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn strs(v: &[&str]) -> BTreeSet<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn reconcile_serves_awsvpc_tasks_and_drops_stopped_ones() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto);
+    aws.cluster("shop");
+    let net = aws.network();
+    let td = aws.task_definition(
+        "web",
+        NetworkMode::Awsvpc,
+        &[("http", 8080), ("admin", 9000)],
+    );
+    let tasks = aws.run_awsvpc("shop", &td, 3, "web", &net);
+    let p = serve(&moto, &["--cluster", "shop", "--reconcile-interval", "1s"]);
+    let ips: BTreeSet<String> = tasks.iter().map(|(_, ip)| ip.clone()).collect();
+    eventually(WAIT, "the 3 tasks in DNS", || {
+        (set(p.dns, "web.shop.ecs.internal", "A") == ips).then_some(())
+    });
+    let srv = set(p.dns, "_http._tcp.web.shop.ecs.internal", "SRV");
+    assert_eq!(srv.len(), 3);
+    assert!(srv.iter().all(|r| r.starts_with("0 1 8080 ")), "{srv:?}");
+    let admin = set(p.dns, "_admin._tcp.web.shop.ecs.internal", "SRV");
+    assert!(
+        admin.iter().all(|r| r.starts_with("0 1 9000 ")),
+        "{admin:?}"
+    );
+    // per-task name from the task id
+    let (arn, ip) = &tasks[0];
+    let id = arn.rsplit('/').next().unwrap();
+    assert_eq!(
+        set(p.dns, &format!("{id}.web.shop.ecs.internal"), "A"),
+        strs(&[ip])
+    );
+
+    aws.stop_task("shop", arn);
+    let rest: BTreeSet<String> = tasks[1..].iter().map(|(_, ip)| ip.clone()).collect();
+    eventually(
+        WAIT,
+        "the stopped task to leave at the next reconcile",
+        || (set(p.dns, "web.shop.ecs.internal", "A") == rest).then_some(()),
+    );
+}
+
+#[test]
+fn events_through_sqs_drive_dns_between_reconciles() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto);
+    let cluster = aws.cluster("ev");
+    let queue = aws.queue("ecs-events");
+    let td = aws.task_definition(
+        "api",
+        NetworkMode::Bridge,
+        &[("http", 8080), ("grpc", 9090)],
+    );
+    let (ci, host_ip) = aws.container_instance("ev");
+    let p = serve(
+        &moto,
+        &[
+            "--cluster",
+            "ev",
+            "--sqs-queue-url",
+            &queue,
+            "--reconcile-interval",
+            "1h",
+        ],
+    );
+    p.wait_for_log("cluster synced", WAIT);
+
+    let task = |id: &str, version: u64, desired: &str, grpc_port: u16| {
+        let arn = format!("arn:aws:ecs:us-east-1:123456789012:task/ev/{id}");
+        let mut d = detail(&cluster, &arn, version, "RUNNING", desired);
+        d["group"] = json!("service:api");
+        d["taskDefinitionArn"] = json!(td);
+        d["containerInstanceArn"] = json!(ci);
+        d["availabilityZone"] = json!("us-east-1b");
+        d["someFieldAwsAddsLater"] = json!({"nested": [1, 2]});
+        d["containers"] = json!([{
+            "name": "api",
+            "lastStatus": "RUNNING",
+            "unknownContainerField": true,
+            "networkBindings": [
+                {"bindIP": "0.0.0.0", "containerPort": 8080, "hostPort": 32768, "protocol": "tcp"},
+                {"bindIP": "0.0.0.0", "containerPort": 9090, "hostPort": grpc_port, "protocol": "tcp"},
+                {"bindIP": "::", "containerPort": 9090, "hostPort": grpc_port, "protocol": "tcp"},
+            ],
+        }]);
+        task_event(d)
+    };
+    let grpc = "_grpc._tcp.api.ev.ecs.internal";
+
+    // A bridge task: the EC2 host's address and the dynamic host port.
+    aws.send(&queue, &task("aaaa", 5, "RUNNING", 32770));
+    eventually(WAIT, "the bridge task's SRV", || {
+        (set(p.dns, grpc, "SRV") == strs(&["0 1 32770 aaaa.api.ev.ecs.internal."])).then_some(())
+    });
+    assert_eq!(
+        set(p.dns, "aaaa.api.ev.ecs.internal", "A"),
+        strs(&[&host_ip])
+    );
+    assert_eq!(
+        set(p.dns, "api.ev.ecs.internal", "SRV"),
+        strs(&["0 1 32768 aaaa.api.ev.ecs.internal."]),
+        "the primary port is the definition's first mapping"
+    );
+
+    // A duplicate and a stale older version change nothing; garbage does not block the queue.
+    aws.send(&queue, &task("aaaa", 5, "RUNNING", 40000));
+    aws.send(&queue, &task("aaaa", 4, "RUNNING", 40001));
+    aws.send(&queue, "this is not an event");
+    aws.send(&queue, &task("bbbb", 1, "RUNNING", 32771));
+    eventually(WAIT, "the event after the garbage", || {
+        (set(p.dns, grpc, "SRV").len() == 2).then_some(())
+    });
+    assert!(set(p.dns, grpc, "SRV").contains("0 1 32770 aaaa.api.ev.ecs.internal."));
+
+    // desiredStatus STOPPED leaves DNS at once (the reconcile is an hour away).
+    aws.send(&queue, &task("aaaa", 6, "STOPPED", 32770));
+    eventually(WAIT, "the stopping task to leave", || {
+        (set(p.dns, grpc, "SRV") == strs(&["0 1 32771 bbbb.api.ev.ecs.internal."])).then_some(())
+    });
+
+    // The container instance drains: its tasks leave.
+    aws.send(&queue, &instance_event(&cluster, &ci, "DRAINING", 7));
+    eventually(WAIT, "the draining instance's task to leave", || {
+        set(p.dns, grpc, "SRV").is_empty().then_some(())
+    });
+    let out = dig(p.dns, &["api.ev.ecs.internal", "A"]);
+    assert!(
+        out.contains("status: NOERROR") && out.contains("ANSWER: 0"),
+        "{out}"
+    );
+
+    let mut p = p;
+    p.wait_for_log("poison message left for the dead-letter queue", WAIT);
+    assert_eq!(p.stop(), Some(0));
+}
+
+#[test]
+fn aws_down_keeps_the_last_state_then_converges() {
+    let mut moto = Moto::start();
+    let aws = Aws::new(&moto);
+    aws.cluster("prod");
+    let net = aws.network();
+    let td = aws.task_definition("web", NetworkMode::Awsvpc, &[("http", 8080)]);
+    let tasks = aws.run_awsvpc("prod", &td, 2, "web", &net);
+    let mut p = serve(&moto, &["--cluster", "prod", "--reconcile-interval", "1s"]);
+    let before: BTreeSet<String> = tasks.iter().map(|(_, ip)| ip.clone()).collect();
+    eventually(WAIT, "the tasks", || {
+        (set(p.dns, "web.prod.ecs.internal", "A") == before).then_some(())
+    });
+
+    moto.stop();
+    p.wait_for_log(
+        "cluster reconcile failed; serving the last known state",
+        WAIT,
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            set(p.dns, "web.prod.ecs.internal", "A"),
+            before,
+            "last state kept"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // moto comes back empty: the new truth is one other task.
+    moto.restart();
+    let aws = Aws::new(&moto);
+    aws.cluster("prod");
+    let net = aws.network();
+    let td = aws.task_definition("web", NetworkMode::Awsvpc, &[("http", 8080)]);
+    let now = aws.run_awsvpc("prod", &td, 1, "web", &net);
+    let after = strs(&[&now[0].1]);
+    eventually(
+        Duration::from_secs(60),
+        "convergence on the new truth",
+        || (set(p.dns, "web.prod.ecs.internal", "A") == after).then_some(()),
+    );
+    p.wait_for_log("cluster reconcile works again", WAIT);
+    assert_eq!(p.stop(), Some(0));
+}
+
+#[test]
+fn a_missing_cluster_is_reported_and_others_still_work() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto);
+    aws.cluster("real");
+    let net = aws.network();
+    let td = aws.task_definition("svc", NetworkMode::Awsvpc, &[("http", 80)]);
+    let tasks = aws.run_awsvpc("real", &td, 1, "svc", &net);
+    let p = serve(
+        &moto,
+        &[
+            "--cluster",
+            "ghost",
+            "--cluster",
+            "real=r",
+            "--reconcile-interval",
+            "1s",
+        ],
+    );
+    p.wait_for_log("cluster ghost does not exist", WAIT);
+    eventually(WAIT, "the real cluster under its alias", || {
+        (set(p.dns, "svc.r.ecs.internal", "A") == strs(&[&tasks[0].1])).then_some(())
+    });
+}
+
+/// Freshness: time from an event landing in SQS to the DNS answer changing. Prints p50/p99;
+/// the speed itself is a figure for the notes, not an assertion.
+#[test]
+fn freshness_from_sqs_to_dns() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto);
+    let cluster = aws.cluster("fresh");
+    let queue = aws.queue("fresh-events");
+    let td = aws.task_definition("web", NetworkMode::Awsvpc, &[("http", 8080)]);
+    let p = serve(
+        &moto,
+        &[
+            "--cluster",
+            "fresh",
+            "--sqs-queue-url",
+            &queue,
+            "--reconcile-interval",
+            "1h",
+        ],
+    );
+    p.wait_for_log("cluster synced", WAIT);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut latencies = Vec::new();
+    for i in 0..40u32 {
+        let id = format!("f{i:04}");
+        let arn = format!("arn:aws:ecs:us-east-1:123456789012:task/fresh/{id}");
+        let mut d = detail(&cluster, &arn, 1, "RUNNING", "RUNNING");
+        d["group"] = json!("service:web");
+        d["taskDefinitionArn"] = json!(td);
+        d["launchType"] = json!("FARGATE");
+        d["attachments"] = json!([{"type": "eni", "details": [
+            {"name": "privateIPv4Address", "value": format!("10.77.{}.{}", i / 200, i % 200 + 1)}]}]);
+        let name = format!("{id}.web.fresh.ecs.internal.");
+        let query = testkit::query(&name, hickory_proto::rr::RecordType::A)
+            .to_vec()
+            .unwrap();
+        aws.send(&queue, &task_event(d));
+        let sent = Instant::now();
+        loop {
+            let reply = testkit::udp_raw(p.dns, &query, Duration::from_millis(200)).unwrap();
+            let answers = u16::from_be_bytes([reply[6], reply[7]]);
+            if answers > 0 {
+                latencies.push(sent.elapsed());
+                break;
+            }
+            assert!(sent.elapsed() < WAIT, "event {i} never reached DNS");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    latencies.sort();
+    let pct = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "freshness over {} events (SQS send -> DNS answer): p50 {:?}, p99 {:?}, max {:?}",
+        latencies.len(),
+        pct(0.5),
+        pct(0.99),
+        latencies.last().unwrap()
+    );
+}
