@@ -8,6 +8,9 @@ cd "$(dirname "$0")"
 missing=()
 command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
 command -v kdig >/dev/null 2>&1 || missing+=(knot-dnsutils)
+# Knot and NSD: the reference servers of the benchmark harness (its smoke run is part of the tests).
+[ -x /usr/sbin/knotd ] || missing+=(knot)
+[ -x /usr/sbin/nsd ] || missing+=(nsd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   sudo=""
@@ -42,4 +45,10 @@ status=0
 cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
 # One closing line over every test binary (cargo's own last line is a doc-test run of 0).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
-exit "$status"
+[ "$status" = 0 ] || exit "$status"
+
+# The benchmark harness in smoke mode (seconds, no ratio asserted), so it cannot rot.
+cargo run --locked -q -p ecsdns-bench -- dns --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"
+cargo run --locked -q -p ecsdns-bench -- registry --smoke
+cargo run --locked -q -p ecsdns-bench -- scale --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

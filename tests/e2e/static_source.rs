@@ -172,11 +172,12 @@ addresses = ["10.0.0.2"]
         short(p.dns, "api.static.ecs.internal", "A"),
         vec!["10.0.0.1"]
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // Problems are checked at most once a second.
+    p.wait_for_log("naming problem", Duration::from_secs(5));
     assert_eq!(p.stop(), Some(0));
     let log = p.stderr();
     assert!(
-        log.contains("naming problem") && log.contains("Collision"),
+        log.contains("Collision") && log.contains("shadowed"),
         "{log}"
     );
 }

@@ -320,11 +320,16 @@ async fn prune_tombstones(registry: Arc<Registry>, mut stopping: watch::Receiver
 async fn report_problems(registry: Arc<Registry>, mut stopping: watch::Receiver<bool>) {
     let mut changed = registry.subscribe();
     let mut reported: Vec<registry::Problem> = Vec::new();
+    let mut first = true;
     loop {
-        tokio::select! {
-            r = changed.changed() => if r.is_err() { return },
-            _ = stopping.changed() => return,
+        // The first check runs at once: changes made before this task started count too.
+        if !first {
+            tokio::select! {
+                r = changed.changed() => if r.is_err() { return },
+                _ = stopping.changed() => return,
+            }
         }
+        first = false;
         let now = registry.problems();
         for p in now.iter().filter(|p| !reported.contains(p)) {
             tracing::warn!(problem = ?p, "naming problem: not served as the name suggests");

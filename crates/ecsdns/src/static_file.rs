@@ -157,8 +157,17 @@ pub fn parse(path: &Path, text: &str) -> anyhow::Result<Vec<Task>> {
 #[derive(Default)]
 pub struct StaticSource {
     loads: u64,
-    previous: HashMap<String, Task>,
+    /// ARN -> (hash of the endpoint's content, its version): a hash, not a copy, so a large file
+    /// is not held in memory twice.
+    previous: HashMap<String, (u64, u64)>,
     clusters: BTreeSet<String>,
+}
+
+fn content_hash(task: &Task) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    task.hash(&mut h);
+    h.finish()
 }
 
 impl StaticSource {
@@ -169,18 +178,12 @@ impl StaticSource {
         let mut by_cluster: BTreeMap<String, Vec<Task>> = BTreeMap::new();
         let mut next = HashMap::new();
         for mut task in tasks {
+            let hash = content_hash(&task);
             task.version = match self.previous.get(&task.arn) {
-                Some(old)
-                    if Task {
-                        version: 0,
-                        ..old.clone()
-                    } == task =>
-                {
-                    old.version
-                }
+                Some((old_hash, version)) if *old_hash == hash => *version,
                 _ => self.loads,
             };
-            next.insert(task.arn.clone(), task.clone());
+            next.insert(task.arn.clone(), (hash, task.version));
             by_cluster
                 .entry(task.cluster.clone())
                 .or_default()

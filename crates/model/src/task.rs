@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// ECS task lifecycle status (`lastStatus` / `desiredStatus`).
 ///
 /// Unknown strings map to [`TaskStatus::Other`] so a status AWS adds later never fails decoding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum TaskStatus {
     /// PROVISIONING
@@ -64,7 +64,7 @@ impl TaskStatus {
 }
 
 /// Task health as ECS reports it (from the essential containers' health checks).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Health {
     /// All essential health checks pass.
     Healthy,
@@ -162,7 +162,7 @@ impl Protocol {
 
 /// One reachable port of a task: the port clients must use (the host port for bridge/host
 /// networking), under its name (ECS portMapping `name`, or the container port number).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Port {
     /// Port name; unnamed ports are named by their container port number.
     pub name: String,
@@ -173,7 +173,7 @@ pub struct Port {
 }
 
 /// A task as the registry knows it: identity, ordering version, lifecycle, and endpoints.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Task {
     /// Task ARN (or a synthetic unique key for static endpoints): the registry's primary key.
     pub arn: String,
