@@ -118,6 +118,18 @@ impl Answerer {
         }
     }
 
+    /// Appends our OPT when the query had one (RFC 6891: no OPT in, no OPT out); returns the
+    /// number of records added.
+    fn push_opt(&self, out: &mut Vec<u8>, edns: Option<Edns>, rcode: Rcode) -> u16 {
+        match edns {
+            Some(e) => {
+                wire::push_opt(out, self.table.zone.max_udp_payload, rcode, e.dnssec_ok);
+                1
+            }
+            None => 0,
+        }
+    }
+
     /// The rules that refuse a well-formed query before any lookup. Returns where the zone's
     /// name starts inside the query name.
     fn check(&self, q: &Query<'_>) -> Result<usize, Rcode> {
@@ -177,15 +189,7 @@ impl Answerer {
                 additional += extra.counts[idx];
             }
         }
-        if let Some(e) = q.edns {
-            wire::push_opt(
-                out,
-                self.table.zone.max_udp_payload,
-                Rcode::NoError,
-                e.dnssec_ok,
-            );
-            additional += 1;
-        }
+        additional += self.push_opt(out, q.edns, Rcode::NoError);
         wire::set_count(out, 3, additional);
         Outcome::Answered {
             rcode: 0,
@@ -204,14 +208,7 @@ impl Answerer {
         out.extend_from_slice(&self.table.negative_soa);
         let at = soa_at + self.table.negative_serial_at;
         out[at..at + 4].copy_from_slice(&self.table.serial().to_be_bytes());
-        if let Some(e) = q.edns {
-            wire::push_opt(
-                out,
-                self.table.zone.max_udp_payload,
-                Rcode::NoError,
-                e.dnssec_ok,
-            );
-        }
+        self.push_opt(out, q.edns, Rcode::NoError);
         Outcome::Answered {
             rcode: rcode as u16,
             truncated: false,
@@ -237,9 +234,7 @@ impl Answerer {
         if let Some(end) = question_end {
             out.extend_from_slice(&query[HEADER..end]);
         }
-        if let Some(e) = edns {
-            wire::push_opt(out, self.table.zone.max_udp_payload, rcode, e.dnssec_ok);
-        }
+        self.push_opt(out, edns, rcode);
         Outcome::Answered {
             rcode: rcode as u16,
             truncated: false,

@@ -25,3 +25,9 @@ pub use translate::{
     ClusterMap, DecodeStats, Decoder, PortMapping, TaskContext, TaskDefinitionInfo,
 };
 pub use watcher::{Batch, ClusterConfig, Sink, WatchConfig, Watcher};
+
+/// A poisoned lock means a panic elsewhere mid-update of a cache or a status; both are still
+/// usable, so keep going rather than cascade the panic.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -8,7 +8,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use crate::lock;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -46,10 +48,6 @@ pub(crate) struct Lookups {
     hosts: Mutex<HashMap<String, Entry<IpAddr>>>,
     /// Failure counters.
     pub stats: LookupStats,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn wanted<T>(map: &Mutex<HashMap<String, Entry<T>>>, key: &str, now: Instant) -> bool {

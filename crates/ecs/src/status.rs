@@ -2,8 +2,10 @@
 //! when it fails, and why. Transitions are logged once; readiness and metrics read the rest.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+
+use crate::lock;
 use std::time::{Duration, SystemTime};
 
 /// One source's state (a cluster's reconcile, or the queue).
@@ -147,8 +149,4 @@ impl WatchStatus {
                 .as_ref()
                 .is_some_and(|s| s.error.is_some())
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
