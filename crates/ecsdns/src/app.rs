@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use dns::{AnswerTable, Answerer, DnsMetrics, DnsServer, ServerConfig, ZoneConfig};
+use ecs::Batch;
 use model::Update;
 use registry::{Registry, RegistryConfig};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -19,8 +20,6 @@ use crate::static_file::{self, StaticSource};
 
 /// How long a removed task's tombstone is kept to recognise late, older events.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(600);
-
-use ecs::Batch;
 
 /// A running ecsdns.
 pub struct App {
@@ -142,20 +141,6 @@ impl App {
     /// The DNS address served (UDP and TCP).
     pub fn dns_addr(&self) -> SocketAddr {
         self.dns_addr
-    }
-
-    /// A sender for sources that run on their own.
-    pub fn updates(&self) -> mpsc::Sender<Vec<Update>> {
-        let (tx, mut rx) = mpsc::channel::<Vec<Update>>(64);
-        let inner = self.updates.clone();
-        tokio::spawn(async move {
-            while let Some(batch) = rx.recv().await {
-                if inner.send((batch, None)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        tx
     }
 
     /// Applies updates and waits until DNS serves the result.
