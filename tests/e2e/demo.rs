@@ -72,9 +72,10 @@ fn demo_acceptance_with_dig() {
     let out = dig(dns, &["+tcp", "+short", "fleet.demo.ecs.internal", "A"]);
     assert_eq!(out.lines().count(), 60, "{out}");
     let out = dig(dns, &["+short", "fleet.demo.ecs.internal", "SRV"]);
-    assert!(
-        out.trim().is_empty() || out.lines().count() == 60,
-        "SRV over 1232 bytes: dig retried"
+    assert_eq!(
+        out.lines().count(),
+        60,
+        "SRV over 1232 bytes: TC over UDP, dig retried over TCP: {out}"
     );
 
     // nope: NXDOMAIN with the SOA

@@ -15,18 +15,12 @@ addresses = ["10.0.0.1"]
 ports = { http = 8080 }
 "#;
 
-const TWO: &str = r#"
-[[service]]
-name = "web"
-[[service.endpoint]]
-id = "web-1"
-addresses = ["10.0.0.1"]
-ports = { http = 8080 }
-[[service.endpoint]]
-id = "web-2"
-addresses = ["10.0.0.2"]
-ports = { http = 8080 }
-"#;
+/// `ONE` plus a second endpoint.
+fn two() -> String {
+    format!(
+        "{ONE}[[service.endpoint]]\nid = \"web-2\"\naddresses = [\"10.0.0.2\"]\nports = {{ http = 8080 }}\n"
+    )
+}
 
 fn short(dns: std::net::SocketAddr, name: &str, qtype: &str) -> Vec<String> {
     let mut v: Vec<String> = dig(dns, &["+short", name, qtype])
@@ -59,13 +53,13 @@ fn reloads_on_change_and_keeps_state_on_a_bad_file() {
         1
     );
 
-    std::fs::write(&file, TWO).unwrap();
+    std::fs::write(&file, two()).unwrap();
     eventually(Duration::from_secs(10), "the second endpoint", || {
         (short(p.dns, name, "A") == vec!["10.0.0.1", "10.0.0.2"]).then_some(())
     });
 
     // a bad file (invalid label) is refused and the previous endpoints stay
-    std::fs::write(&file, TWO.replace("web-2", "web 2")).unwrap();
+    std::fs::write(&file, two().replace("web-2", "web 2")).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(short(p.dns, name, "A"), vec!["10.0.0.1", "10.0.0.2"]);
     // broken TOML too
