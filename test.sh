@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The one test command. On a fresh machine it installs what the tests need (Debian: dig, kdig;
-# PyPI: moto, the local ECS/SQS/EC2 endpoint, into a venv), then checks formatting and lints,
+# The one test command. On a fresh machine it installs what the tests need (Debian: dig, kdig,
+# knot, nsd, chromium + chromedriver; PyPI: moto, the local ECS/SQS/EC2 endpoint, into a venv), then checks formatting and lints,
 # then runs every test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,6 +11,9 @@ command -v kdig >/dev/null 2>&1 || missing+=(knot-dnsutils)
 # Knot and NSD: the reference servers of the benchmark harness (its smoke run is part of the tests).
 [ -x /usr/sbin/knotd ] || missing+=(knot)
 [ -x /usr/sbin/nsd ] || missing+=(nsd)
+# Headless Chromium and its WebDriver: the dashboard test drives a real browser.
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium chromium-driver)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   sudo=""

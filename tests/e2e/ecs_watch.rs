@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::NetworkMode;
 use serde_json::json;
+use testkit::http::get;
 use testkit::{Moto, Process, dig, eventually};
 
 use crate::ecs_aws::{Aws, detail, instance_event, task_event};
@@ -26,6 +27,10 @@ fn set(dns: SocketAddr, name: &str, qtype: &str) -> BTreeSet<String> {
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+fn api(p: &Process, path: &str) -> testkit::http::Reply {
+    get(&format!("http://{}{path}", p.api.unwrap()))
 }
 
 fn strs(v: &[&str]) -> BTreeSet<String> {
@@ -162,9 +167,39 @@ fn events_through_sqs_drive_dns_between_reconciles() {
         out.contains("status: NOERROR") && out.contains("ANSWER: 0"),
         "{out}"
     );
+    // ...but the API still shows both, as draining, until they stop.
+    let detail = api(&p, "/v1/services/ev/api").json();
+    let (aaaa, bbbb) = (&detail["endpoints"][0], &detail["endpoints"][1]);
+    assert_eq!(
+        (aaaa["taskId"].as_str(), bbbb["taskId"].as_str()),
+        (Some("aaaa"), Some("bbbb"))
+    );
+    assert_eq!(aaaa["state"], "draining");
+    assert_eq!(aaaa["desiredStatus"], "STOPPED");
+    assert_eq!(detail["service"]["draining"], 2);
+    assert_eq!(bbbb["state"], "draining");
+    assert_eq!(bbbb["instanceDraining"], true);
+    assert_eq!(bbbb["served"], false);
 
     let mut p = p;
     p.wait_for_log("poison message left for the dead-letter queue", WAIT);
+    let problems = api(&p, "/v1/problems").json();
+    let poison = &problems["problems"][0];
+    assert_eq!(poison["kind"], "poisonEvent", "{problems}");
+    assert!(!poison["messageId"].as_str().unwrap().is_empty());
+    let metrics = api(&p, "/metrics").body;
+    for series in [
+        "ecsdns_events_total{result=\"poison\"} ",
+        "ecsdns_registry_updates_total{result=\"duplicate\"} ",
+        "ecsdns_registry_updates_total{result=\"stale\"} ",
+        "ecsdns_sqs_deleted_total ",
+        "ecsdns_reconciles_total ",
+    ] {
+        let line = metrics.lines().find(|l| l.starts_with(series)).unwrap();
+        let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n >= 1.0, "{line}");
+    }
+    assert!(metrics.contains("ecsdns_aws_calls_total{service=\"ecs\"}"));
     assert_eq!(p.stop(), Some(0));
 }
 
@@ -182,11 +217,19 @@ fn aws_down_keeps_the_last_state_then_converges() {
         (set(p.dns, "web.prod.ecs.internal", "A") == before).then_some(())
     });
 
+    assert_eq!(api(&p, "/readyz").json()["degraded"], false);
     moto.stop();
     p.wait_for_log(
         "cluster reconcile failed; serving the last known state",
         WAIT,
     );
+    // Still ready (it serves the last known state), visibly degraded.
+    let ready = api(&p, "/readyz");
+    assert_eq!(ready.status, 200);
+    let body = ready.json();
+    assert_eq!(body["degraded"], true, "{body}");
+    assert_eq!(body["sources"][0]["name"], "cluster:prod");
+    assert_eq!(body["sources"][0]["ok"], false);
     for _ in 0..5 {
         assert_eq!(
             set(p.dns, "web.prod.ecs.internal", "A"),
@@ -210,6 +253,7 @@ fn aws_down_keeps_the_last_state_then_converges() {
         || (set(p.dns, "web.prod.ecs.internal", "A") == after).then_some(()),
     );
     p.wait_for_log("cluster reconcile works again", WAIT);
+    assert_eq!(api(&p, "/readyz").json()["degraded"], false);
     assert_eq!(p.stop(), Some(0));
 }
 
@@ -236,6 +280,69 @@ fn a_missing_cluster_is_reported_and_others_still_work() {
     eventually(WAIT, "the real cluster under its alias", || {
         (set(p.dns, "svc.r.ecs.internal", "A") == strs(&[&tasks[0].1])).then_some(())
     });
+    // Not ready: one cluster never synced. The reason is there for the operator.
+    let ready = api(&p, "/readyz");
+    assert_eq!(ready.status, 503);
+    let body = ready.json();
+    assert_eq!(body["ready"], false);
+    let sources = body["sources"].as_array().unwrap();
+    let ghost = sources
+        .iter()
+        .find(|s| s["name"] == "cluster:ghost")
+        .unwrap();
+    assert_eq!(ghost["synced"], false);
+    assert!(ghost["error"].as_str().unwrap().contains("ghost"), "{body}");
+    let real = sources.iter().find(|s| s["name"] == "cluster:r").unwrap();
+    assert_eq!(
+        (real["synced"].as_bool(), real["ok"].as_bool()),
+        (Some(true), Some(true))
+    );
+}
+
+#[test]
+fn reconcile_on_request_through_the_api() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto);
+    aws.cluster("ops");
+    let net = aws.network();
+    let td = aws.task_definition("svc", NetworkMode::Awsvpc, &[("http", 80)]);
+    let first = aws.run_awsvpc("ops", &td, 1, "svc", &net);
+    let dir = crate::fixture::temp_dir("reconcile-api");
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, "ops-token\n").unwrap();
+    let p = serve(
+        &moto,
+        &[
+            "--cluster",
+            "ops",
+            "--reconcile-interval",
+            "1h",
+            "--api-token-file",
+            tokens.to_str().unwrap(),
+        ],
+    );
+    eventually(WAIT, "the first task", || {
+        (set(p.dns, "svc.ops.ecs.internal", "A") == strs(&[&first[0].1])).then_some(())
+    });
+    let second = aws.run_awsvpc("ops", &td, 1, "svc", &net);
+    let url = format!("http://{}", p.api.unwrap());
+    let (code, out, err) = testkit::run_ecsdns(&[
+        "reconcile",
+        "--api",
+        &url,
+        "--api-token-file",
+        tokens.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "reconcile started for 1 cluster(s)");
+    eventually(
+        WAIT,
+        "the second task, an hour before the next scheduled reconcile",
+        || {
+            (set(p.dns, "svc.ops.ecs.internal", "A") == strs(&[&first[0].1, &second[0].1]))
+                .then_some(())
+        },
+    );
 }
 
 /// Freshness: time from an event landing in SQS to the DNS answer changing. Prints p50/p99;

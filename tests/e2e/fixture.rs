@@ -33,6 +33,7 @@ pub fn start(name: &str, endpoints: &str, tweak: impl FnOnce(&mut Settings)) -> 
     std::fs::write(&file, endpoints).unwrap();
     let mut settings = Settings {
         dns_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: Some("127.0.0.1:0".parse().unwrap()),
         endpoints: Some(file),
         udp_workers: 2,
         ..Settings::default()

@@ -7,6 +7,9 @@
     unreachable_pub
 )]
 
+mod api;
+mod browser;
+mod cli;
 mod demo;
 mod dns_rules;
 mod ecs_aws;

@@ -92,6 +92,12 @@ fn dependencies_flow_one_way() {
             ],
         ),
         ("dns", &["aws-", "axum", "anyhow", "clap", "ecs", "api"]),
+        (
+            "api",
+            &[
+                "aws-", "hickory-", "anyhow", "clap", "ecs", "dns", "reqwest",
+            ],
+        ),
         ("testkit", &["aws-", "axum"]),
     ];
     for (krate, banned) in forbidden {
@@ -114,6 +120,9 @@ fn dependencies_flow_one_way() {
         for dep in deps(&krate).keys() {
             if dep.starts_with("aws-") {
                 assert_eq!(krate, "ecs", "{dep} outside crates/ecs");
+            }
+            if dep == "axum" {
+                assert_eq!(krate, "api", "the HTTP framework outside crates/api");
             }
             if dep.starts_with("hickory-") {
                 // tools that speak DNS to servers may use hickory too; libraries may not

@@ -23,7 +23,7 @@ mod wire;
 
 pub use answer::{Answerer, Outcome, Transport};
 pub use config::ZoneConfig;
-pub use metrics::{DnsMetrics, MetricsSnapshot};
+pub use metrics::{DnsMetrics, LatencySnapshot, MetricsSnapshot};
 pub use server::{DnsServer, ServerConfig, bind_udp_tcp};
 pub use table::AnswerTable;
 

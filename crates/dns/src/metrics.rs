@@ -1,8 +1,12 @@
-//! DNS counters: queries by type and rcode, truncations, drops, TCP connections.
+//! DNS counters: queries by type and rcode, truncations, drops, TCP connections, and a latency
+//! histogram.
 //!
-//! Counted, not traced: a span per query would cost more than the answer itself.
+//! Counted, not traced: a span per query would cost more than the answer itself. Latency is timed
+//! per UDP batch (from the receive call's return to the last send of its answers) and per TCP
+//! query, so the hot path pays two clock reads per batch, not per query.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::answer::{Outcome, Transport};
 
@@ -27,6 +31,11 @@ const RCODES: [(u16, &str); 7] = [
     (u16::MAX, "other"),
 ];
 
+/// Upper bounds of the latency histogram buckets, in microseconds (a last bucket takes the rest).
+const LATENCY_BOUNDS_US: [u64; 11] = [
+    10, 25, 50, 100, 250, 500, 1_000, 2_500, 10_000, 50_000, 250_000,
+];
+
 /// Shared DNS counters. All relaxed atomics: they are statistics, not synchronisation.
 #[derive(Debug, Default)]
 pub struct DnsMetrics {
@@ -40,10 +49,23 @@ pub struct DnsMetrics {
     tcp_rejected: AtomicU64,
     tcp_idle_closed: AtomicU64,
     panicked: AtomicU64,
+    latency: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+    latency_sum_ns: AtomicU64,
+}
+
+/// The latency histogram at one moment, in the Prometheus layout.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatencySnapshot {
+    /// Bucket upper bounds in seconds; the last bucket (not listed) is +Inf.
+    pub bounds: Vec<f64>,
+    /// Answers per bucket (not cumulative): `bounds.len() + 1` entries.
+    pub counts: Vec<u64>,
+    /// Sum of all observed latencies, seconds.
+    pub sum: f64,
 }
 
 /// A copy of the counters at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetricsSnapshot {
     /// Queries over UDP (including dropped ones).
     pub udp: u64,
@@ -65,6 +87,8 @@ pub struct MetricsSnapshot {
     pub tcp_idle_closed: u64,
     /// Queries whose answer panicked (a bug; the worker survives it).
     pub panicked: u64,
+    /// Time from receiving a query to sending its answer.
+    pub latency: LatencySnapshot,
 }
 
 impl DnsMetrics {
@@ -114,6 +138,22 @@ impl DnsMetrics {
         self.panicked.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records `answers` answers that each took `elapsed` from receipt to send.
+    pub(crate) fn observe_latency(&self, elapsed: Duration, answers: u64) {
+        if answers == 0 {
+            return;
+        }
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let i = LATENCY_BOUNDS_US
+            .iter()
+            .position(|bound| us <= *bound)
+            .unwrap_or(LATENCY_BOUNDS_US.len());
+        self.latency[i].fetch_add(answers, Ordering::Relaxed);
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.latency_sum_ns
+            .fetch_add(ns.saturating_mul(answers), Ordering::Relaxed);
+    }
+
     /// Reads every counter.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -136,6 +176,14 @@ impl DnsMetrics {
             tcp_rejected: load(&self.tcp_rejected),
             tcp_idle_closed: load(&self.tcp_idle_closed),
             panicked: load(&self.panicked),
+            latency: LatencySnapshot {
+                bounds: LATENCY_BOUNDS_US
+                    .iter()
+                    .map(|us| *us as f64 / 1e6)
+                    .collect(),
+                counts: self.latency.iter().map(load).collect(),
+                sum: load(&self.latency_sum_ns) as f64 / 1e9,
+            },
         }
     }
 }

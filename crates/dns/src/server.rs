@@ -199,6 +199,7 @@ fn udp_worker(socket: &UdpSocket, answerer: &Answerer, stop: &AtomicBool, seed: 
                 }
             }
         }
+        let received_at = std::time::Instant::now();
         ready.clear();
         peers.clear();
         for (i, (len, peer)) in received.iter().enumerate() {
@@ -241,6 +242,9 @@ fn udp_worker(socket: &UdpSocket, answerer: &Answerer, stop: &AtomicBool, seed: 
                 }
             }
         }
+        answerer
+            .metrics()
+            .observe_latency(received_at.elapsed(), ready.len() as u64);
     }
 }
 
@@ -322,6 +326,7 @@ async fn tcp_connection(
                 return;
             }
         }
+        let received_at = std::time::Instant::now();
         rotation = rotation.wrapping_add(1);
         if guarded(answerer, &query, Transport::Tcp, rotation, &mut out) == crate::Outcome::Dropped
         {
@@ -333,5 +338,6 @@ async fn tcp_connection(
         if stream.write_all(&frame).await.is_err() {
             return;
         }
+        answerer.metrics().observe_latency(received_at.elapsed(), 1);
     }
 }

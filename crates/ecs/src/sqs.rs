@@ -93,6 +93,7 @@ pub(crate) async fn consume(
                     if poison_seen.insert(id.clone()) {
                         tracing::warn!(message_id = id, error = %e,
                             "poison message left for the dead-letter queue");
+                        shared.status.poison(&id, &e.to_string());
                     }
                     continue;
                 }

@@ -47,11 +47,26 @@ pub struct WatchCounters {
     pub health_lookups: AtomicU64,
 }
 
+/// A message on the queue that was not an event, kept for the operator's problem list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoisonRecord {
+    /// SQS message id.
+    pub message_id: String,
+    /// Why it was rejected.
+    pub reason: String,
+    /// When it was first seen.
+    pub seen_at: SystemTime,
+}
+
+/// How many poison messages the problem list remembers (the newest).
+const POISON_KEPT: usize = 50;
+
 /// Shared watcher status.
 #[derive(Debug, Default)]
 pub struct WatchStatus {
     clusters: Mutex<BTreeMap<String, SourceState>>,
     queue: Mutex<Option<SourceState>>,
+    poison: Mutex<std::collections::VecDeque<PoisonRecord>>,
     /// Counters.
     pub counters: WatchCounters,
 }
@@ -125,6 +140,23 @@ impl WatchStatus {
         }
         state.error = Some(error.to_string());
         state.failures += 1;
+    }
+
+    pub(crate) fn poison(&self, message_id: &str, reason: &str) {
+        let mut kept = lock(&self.poison);
+        if kept.len() >= POISON_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(PoisonRecord {
+            message_id: message_id.to_string(),
+            reason: reason.to_string(),
+            seen_at: SystemTime::now(),
+        });
+    }
+
+    /// The newest poison messages, oldest first.
+    pub fn poison_messages(&self) -> Vec<PoisonRecord> {
+        lock(&self.poison).iter().cloned().collect()
     }
 
     /// Every cluster's state, by label.

@@ -103,6 +103,8 @@ pub(crate) struct Shared {
     pub(crate) decoder: Decoder,
     pub(crate) clusters: BTreeMap<String, ClusterWatch>,
     pub(crate) status: Arc<WatchStatus>,
+    /// Wakes every reconcile loop that is waiting for its next round.
+    pub(crate) reconcile_now: tokio::sync::Notify,
 }
 
 /// A running watcher.
@@ -112,6 +114,8 @@ pub struct Watcher {
     shared: Arc<Shared>,
     /// ECS calls (all clusters share one bucket).
     pub ecs_pacer: Arc<Pacer>,
+    /// EC2 calls (container instance addresses).
+    pub ec2_pacer: Arc<Pacer>,
 }
 
 impl Watcher {
@@ -160,6 +164,7 @@ impl Watcher {
             decoder: Decoder::new(map),
             clusters,
             status: Arc::clone(&status),
+            reconcile_now: tokio::sync::Notify::new(),
         });
         for label in shared.clusters.keys() {
             tasks.spawn(reconcile_loop(
@@ -186,7 +191,15 @@ impl Watcher {
             status,
             shared,
             ecs_pacer,
+            ec2_pacer,
         }
+    }
+
+    /// Starts a reconcile of every cluster whose loop is waiting for its next round (one that is
+    /// reconciling now just finishes). Returns the number of watched clusters.
+    pub fn reconcile_now(&self) -> usize {
+        self.shared.reconcile_now.notify_waiters();
+        self.shared.clusters.len()
     }
 
     /// Lookup failures over all clusters: (task definitions, container instance addresses).
@@ -245,6 +258,9 @@ async fn reconcile_loop(
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            _ = shared.reconcile_now.notified() => {
+                tracing::info!(cluster = label, "reconcile requested");
+            }
             _ = stop.changed() => return,
         }
     }

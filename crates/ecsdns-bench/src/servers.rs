@@ -111,7 +111,8 @@ impl Server {
                 std::fs::write(&endpoints, data.endpoints_toml())?;
                 let me = std::env::current_exe()?;
                 cmd.arg(me)
-                    .args(["__ecsdns", "serve", "--udp-workers", "1", "--zone", ZONE]);
+                    .args(["__ecsdns", "serve", "--udp-workers", "1", "--zone", ZONE])
+                    .args(["--http-addr", "off"]);
                 cmd.arg("--dns-addr").arg(addr.to_string());
                 cmd.arg("--endpoints").arg(&endpoints);
                 cmd.env("RUST_LOG", "warn");

@@ -1,6 +1,6 @@
 //! Wiring: registry, the update channel and its applier, the DNS table follower, the DNS
-//! server, and the sources (static file, demo). The same wiring serves `serve`, `demo` and the
-//! end-to-end tests (which start it in-process on port 0).
+//! server, the HTTP API, and the sources (static file, demo, ECS watcher). The same wiring serves
+//! `serve`, `demo` and the end-to-end tests (which start it in-process on port 0).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::config::Settings;
+use crate::operator::{AppOperator, LocalSources, VISIBLE_BOUNDS};
 use crate::static_file::{self, StaticSource};
 
 /// How long a removed task's tombstone is kept to recognise late, older events.
@@ -30,8 +31,11 @@ pub struct App {
     /// DNS counters.
     pub dns_metrics: Arc<DnsMetrics>,
     /// The ECS watcher, when clusters are configured.
-    pub watcher: Option<ecs::Watcher>,
+    pub watcher: Option<Arc<ecs::Watcher>>,
+    /// Readiness of the sources the binary runs itself.
+    pub local: Arc<LocalSources>,
     dns_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     updates: mpsc::Sender<Batch>,
     synced: watch::Receiver<u64>,
     stop: watch::Sender<bool>,
@@ -80,8 +84,15 @@ impl App {
             stopped.clone(),
         ));
 
+        let visible = Arc::new(api::Histogram::new(&VISIBLE_BOUNDS));
+        let (applied_tx, applied_rx) = mpsc::channel(4096);
+        tasks.spawn(track_visibility(
+            applied_rx,
+            synced.clone(),
+            Arc::clone(&visible),
+        ));
         let (updates, rx) = mpsc::channel::<Batch>(1024);
-        tasks.spawn(apply_updates(Arc::clone(&registry), rx));
+        tasks.spawn(apply_updates(Arc::clone(&registry), rx, applied_tx));
         tasks.spawn(prune_tombstones(Arc::clone(&registry), stopped.clone()));
         tasks.spawn(report_problems(Arc::clone(&registry), stopped.clone()));
 
@@ -117,14 +128,60 @@ impl App {
                 ..Default::default()
             };
             let sink = ecs::Sink::new(updates.clone());
-            Some(ecs::Watcher::start(config, sink, stopped.clone(), &mut tasks).await)
+            let watcher = ecs::Watcher::start(config, sink, stopped.clone(), &mut tasks).await;
+            Some(Arc::new(watcher))
+        };
+        let local = Arc::new(LocalSources::default());
+        if settings.endpoints.is_some() {
+            local.expect(ENDPOINTS_SOURCE);
+        }
+        let http_addr = match settings.http_addr {
+            None => None,
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                    format!(
+                        "cannot serve the HTTP API on {addr} (another ecsdns running? \
+                         choose one with --http-addr, or --http-addr off)"
+                    )
+                })?;
+                let bound = listener.local_addr()?;
+                let tokens = match &settings.api_token_file {
+                    Some(path) => api::read_tokens(path)?,
+                    None => Vec::new(),
+                };
+                let operator = AppOperator {
+                    dns: Arc::clone(&dns_metrics),
+                    watcher: watcher.clone(),
+                    local: Arc::clone(&local),
+                    visible,
+                };
+                let router = api::router(
+                    Arc::clone(&registry),
+                    Arc::new(operator),
+                    api::ApiConfig {
+                        zone: table.zone().origin.to_string(),
+                        tokens,
+                        ..api::ApiConfig::default()
+                    },
+                    stopped.clone(),
+                );
+                let stop = stopped.clone();
+                tasks.spawn(async move {
+                    if let Err(e) = api::serve(listener, router, stop).await {
+                        tracing::error!(error = %e, "HTTP API stopped");
+                    }
+                });
+                Some(bound)
+            }
         };
         let mut app = Self {
             registry,
             table,
             dns_metrics,
             watcher,
+            local,
             dns_addr,
+            http_addr,
             updates,
             synced,
             stop,
@@ -141,6 +198,11 @@ impl App {
     /// The DNS address served (UDP and TCP).
     pub fn dns_addr(&self) -> SocketAddr {
         self.dns_addr
+    }
+
+    /// The HTTP API address, unless the API is off.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// Applies updates and waits until DNS serves the result.
@@ -162,7 +224,10 @@ impl App {
         let tasks = static_file::parse(&path, &text)
             .with_context(|| format!("endpoints file {}", path.display()))?;
         tracing::info!(path = %path.display(), endpoints = tasks.len(), "endpoints file loaded");
+        let count = tasks.len();
         self.ingest(source.load(tasks)).await?;
+        self.local.ok(ENDPOINTS_SOURCE, count);
+        let local = Arc::clone(&self.local);
         let updates = self.updates.clone();
         let synced = self.synced.clone();
         let mut stopping = self.stopping();
@@ -184,15 +249,21 @@ impl App {
                 match loaded {
                     Ok(tasks) => {
                         tracing::info!(path = %path.display(), endpoints = tasks.len(), "endpoints file reloaded");
+                        let count = tasks.len();
                         if ingest(&updates, &synced, source.load(tasks)).await.is_err() {
                             return;
                         }
+                        local.ok(ENDPOINTS_SOURCE, count);
                     }
-                    Err(e) => tracing::warn!(
-                        path = %path.display(),
-                        error = format!("{e:#}"),
-                        "endpoints file rejected; keeping the previous endpoints"
-                    ),
+                    Err(e) => {
+                        let error = format!("{e:#}");
+                        tracing::warn!(
+                            path = %path.display(),
+                            error,
+                            "endpoints file rejected; keeping the previous endpoints"
+                        );
+                        local.failed(ENDPOINTS_SOURCE, &error);
+                    }
                 }
             }
         });
@@ -215,7 +286,11 @@ impl App {
                 })
                 .collect::<Vec<_>>()
         };
-        self.ingest(decode(sim.initial_events(), &sim)).await?;
+        self.local.expect(DEMO_SOURCE);
+        let initial = decode(sim.initial_events(), &sim);
+        let count = initial.len();
+        self.ingest(initial).await?;
+        self.local.ok(DEMO_SOURCE, count);
         let Some(every) = churn else {
             return Ok(());
         };
@@ -267,9 +342,20 @@ async fn ingest(
     Ok(())
 }
 
+/// Readiness name of the static endpoints file.
+const ENDPOINTS_SOURCE: &str = "endpoints-file";
+/// Readiness name of the demo simulator.
+const DEMO_SOURCE: &str = "demo";
+
 /// The one applier: drains the channel in batches so a burst costs one snapshot per service.
-async fn apply_updates(registry: Arc<Registry>, mut rx: mpsc::Receiver<Batch>) {
+/// Tells `applied` each new generation and when its first updates arrived.
+async fn apply_updates(
+    registry: Arc<Registry>,
+    mut rx: mpsc::Receiver<Batch>,
+    applied: mpsc::Sender<(u64, Instant)>,
+) {
     while let Some((mut batch, ack)) = rx.recv().await {
+        let received = Instant::now();
         let mut acks = vec![ack];
         while batch.len() < 4096 {
             match rx.try_recv() {
@@ -280,10 +366,29 @@ async fn apply_updates(registry: Arc<Registry>, mut rx: mpsc::Receiver<Batch>) {
                 Err(_) => break,
             }
         }
+        let before = registry.generation();
         let generation = registry.apply_batch(batch);
+        if generation != before {
+            // Full only if the tracker is far behind: then skipping a sample is the right cost.
+            let _ = applied.try_send((generation, received));
+        }
         for ack in acks.into_iter().flatten() {
             let _ = ack.send(generation);
         }
+    }
+}
+
+/// Observes, per applied batch, the time until the DNS table serves its generation.
+async fn track_visibility(
+    mut applied: mpsc::Receiver<(u64, Instant)>,
+    mut synced: watch::Receiver<u64>,
+    histogram: Arc<api::Histogram>,
+) {
+    while let Some((generation, received)) = applied.recv().await {
+        if synced.wait_for(|g| *g >= generation).await.is_err() {
+            return;
+        }
+        histogram.observe(received.elapsed());
     }
 }
 

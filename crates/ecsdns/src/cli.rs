@@ -1,4 +1,5 @@
-//! Command line: `ecsdns serve` and `ecsdns demo`, logging, signals.
+//! Command line: `ecsdns serve` and `ecsdns demo`, the operator subcommands (`services`,
+//! `endpoints`, `watch`, `reconcile`), logging, signals.
 
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -10,7 +11,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::App;
-use crate::config::{FileConfig, Settings, parse_duration};
+use crate::client::{self, EndpointFilter, Target};
+use crate::config::{FileConfig, Settings, parse_duration, parse_http_addr};
 
 /// Service discovery and authoritative DNS for Amazon ECS.
 ///
@@ -49,6 +51,112 @@ pub enum Command {
     Serve(ServeArgs),
     /// Serve a simulated ECS cluster named `demo` (no AWS account needed).
     Demo(DemoArgs),
+    /// List every service with counts of passing, unhealthy, starting and draining tasks.
+    Services(ServicesArgs),
+    /// List a service's endpoints (exit 3: no such service; 5: --passing found none).
+    Endpoints(EndpointsArgs),
+    /// Print every change as it happens (services, endpoints, health) until interrupted.
+    Watch(WatchArgs),
+    /// Ask a running ecsdns to reconcile every watched cluster now (needs a token).
+    Reconcile(ClientArgs),
+}
+
+/// How the operator subcommands reach a running ecsdns. Exit codes: 0 ok, 1 API unreachable or
+/// failing, 2 usage, 3 not found, 4 token missing or wrong, 5 no passing endpoint.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Base URL of the ecsdns HTTP API.
+    #[arg(long, env = "ECSDNS_API", default_value = "http://127.0.0.1:8053")]
+    pub api: String,
+    /// File holding the bearer token (first non-comment line).
+    #[arg(long, env = "ECSDNS_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// The bearer token itself (prefer the file: command lines are visible to other users).
+    #[arg(long, env = "ECSDNS_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+}
+
+/// `ecsdns services`.
+#[derive(Debug, Args)]
+pub struct ServicesArgs {
+    /// Only this cluster (label).
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the API is.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `ecsdns endpoints`.
+#[derive(Debug, Args)]
+pub struct EndpointsArgs {
+    /// Cluster label.
+    pub cluster: String,
+    /// Service (or standalone group) label.
+    pub service: String,
+    /// Only endpoints that pass (what DNS serves when anything passes).
+    #[arg(long)]
+    pub passing: bool,
+    /// Only endpoints in this availability zone.
+    #[arg(long)]
+    pub az: Option<String>,
+    /// Only endpoints with this named port.
+    #[arg(long)]
+    pub port: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the API is.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `ecsdns watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Only this cluster (label).
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Only this service (label).
+    #[arg(long)]
+    pub service: Option<String>,
+    /// One JSON object per event instead of a line of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the API is.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// HTTP API options of `serve` and `demo`.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Address of the HTTP API (services, health, watch, /metrics, dashboard), or `off`
+    /// [default: 127.0.0.1:8053].
+    #[arg(long, env = "ECSDNS_HTTP_ADDR", value_parser = |s: &str| parse_http_addr(s).map(HttpAddr))]
+    pub http_addr: Option<HttpAddr>,
+    /// File of bearer tokens (one per line); when set, every API request needs one.
+    #[arg(long, env = "ECSDNS_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+}
+
+/// `--http-addr`: an address, or `off` (`None`).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpAddr(pub Option<SocketAddr>);
+
+impl HttpArgs {
+    fn apply(&self, mut s: Settings) -> Settings {
+        if let Some(HttpAddr(addr)) = self.http_addr {
+            s.http_addr = addr;
+        }
+        if self.api_token_file.is_some() {
+            s.api_token_file = self.api_token_file.clone();
+        }
+        s
+    }
 }
 
 /// Options shared by `serve` and `demo`.
@@ -112,6 +220,9 @@ pub struct ServeArgs {
     /// DNS options.
     #[command(flatten)]
     pub dns: DnsArgs,
+    /// HTTP API options.
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 /// `ecsdns demo`.
@@ -129,6 +240,9 @@ pub struct DemoArgs {
     /// DNS options.
     #[command(flatten)]
     pub dns: DnsArgs,
+    /// HTTP API options.
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 impl DnsArgs {
@@ -183,7 +297,7 @@ pub fn main_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode
         }
     };
     match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "ecsdns stopped");
             eprintln!("ecsdns: {e:#}");
@@ -205,7 +319,66 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+fn target(args: &ClientArgs) -> Result<Target, ExitCode> {
+    Target::new(
+        &args.api,
+        args.api_token_file.as_ref(),
+        args.api_token.clone(),
+    )
+    .map_err(|e| {
+        eprintln!("ecsdns: {e}");
+        ExitCode::from(client::Exit::Usage as u8)
+    })
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let (args, client) = match command {
+        Command::Services(a) => (a.client, Client::Services(a.cluster, a.json)),
+        Command::Endpoints(a) => {
+            let filter = EndpointFilter {
+                passing: a.passing,
+                az: a.az,
+                port: a.port,
+            };
+            (
+                a.client,
+                Client::Endpoints(a.cluster, a.service, filter, a.json),
+            )
+        }
+        Command::Watch(a) => (a.client, Client::Watch(a.cluster, a.service, a.json)),
+        Command::Reconcile(a) => (a, Client::Reconcile),
+        server => {
+            serve_or_demo(server).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let target = match target(&args) {
+        Ok(t) => t,
+        Err(code) => return Ok(code),
+    };
+    Ok(match client {
+        Client::Services(cluster, json) => {
+            client::services(&target, cluster.as_deref(), json).await
+        }
+        Client::Endpoints(cluster, service, filter, json) => {
+            client::endpoints(&target, &cluster, &service, &filter, json).await
+        }
+        Client::Watch(cluster, service, json) => {
+            client::watch(&target, cluster.as_deref(), service.as_deref(), json).await
+        }
+        Client::Reconcile => client::reconcile(&target).await,
+    })
+}
+
+/// A client subcommand, its arguments resolved.
+enum Client {
+    Services(Option<String>, bool),
+    Endpoints(String, String, EndpointFilter, bool),
+    Watch(Option<String>, Option<String>, bool),
+    Reconcile,
+}
+
+async fn serve_or_demo(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => {
             let mut settings = Settings::default();
@@ -213,6 +386,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 settings = settings.with_file(FileConfig::read(path)?)?;
             }
             settings = args.dns.apply(settings);
+            settings = args.http.apply(settings);
             if args.endpoints.is_some() {
                 settings.endpoints = args.endpoints.clone();
             }
@@ -234,15 +408,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             let app = App::start(&settings).await?;
             announce(&format!(
-                "ecsdns serving DNS on {} (UDP and TCP), zone {}",
+                "ecsdns serving DNS on {} (UDP and TCP), zone {}{}",
                 app.dns_addr(),
-                app.table.zone().origin
+                app.table.zone().origin,
+                api_note(&app)
             ));
             wait_for_signal().await?;
             app.shutdown().await;
         }
         Command::Demo(args) => {
-            let settings = args.dns.apply(Settings::default());
+            let settings = args.http.apply(args.dns.apply(Settings::default()));
             let mut app = App::start(&settings).await?;
             let churn = (!args.no_churn).then_some(args.churn_interval);
             app.start_demo(args.seed, churn).await?;
@@ -250,16 +425,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let zone = app.table.zone().origin.to_string();
             let zone = zone.trim_end_matches('.');
             let dig = format!("dig @{} -p {}", addr.ip(), addr.port());
+            let curl = match app.http_addr() {
+                Some(http) => {
+                    format!("\n  curl {http}/v1/services\n  open http://{http}/ for the dashboard")
+                }
+                None => String::new(),
+            };
             announce(&format!(
-                "ecsdns demo serving DNS on {addr} (UDP and TCP), zone {zone}.\n\
+                "ecsdns demo serving DNS on {addr} (UDP and TCP), zone {zone}{}\n\
                  Simulated cluster \"demo\": web (3 tasks), api (2, bridge, dynamic ports), \
                  fleet (60), etl (4, standalone){}.\n\
                  Try:\n  \
                  {dig} web.demo.{zone} SRV\n  \
                  {dig} _grpc._tcp.api.demo.{zone} SRV\n  \
                  {dig} +noedns +ignore fleet.demo.{zone} A    (TC=1: 60 records exceed 512 bytes; \
-                 without +ignore dig retries over TCP)\n\
+                 without +ignore dig retries over TCP){curl}\n\
                  Ctrl-C stops.",
+                api_note(&app),
                 if churn.is_some() {
                     "; tasks churn every few seconds"
                 } else {
@@ -269,8 +451,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             wait_for_signal().await?;
             app.shutdown().await;
         }
+        Command::Services(_)
+        | Command::Endpoints(_)
+        | Command::Watch(_)
+        | Command::Reconcile(_) => {
+            anyhow::bail!("not a server command")
+        }
     }
     Ok(())
+}
+
+/// The announcement's HTTP part: `; HTTP API on http://ADDR`.
+fn api_note(app: &App) -> String {
+    app.http_addr()
+        .map(|a| format!("; HTTP API on http://{a}"))
+        .unwrap_or_default()
 }
 
 /// Prints to stdout (the banner is for people; the first line names the address for scripts).

@@ -24,6 +24,19 @@ pub struct FileConfig {
     /// `[ecs]`
     #[serde(default)]
     pub ecs: EcsFile,
+    /// `[api]`
+    #[serde(default)]
+    pub api: ApiFile,
+}
+
+/// `[api]` section: the operator HTTP API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiFile {
+    /// Listen address, or `off`.
+    pub addr: Option<String>,
+    /// File of bearer tokens (one per line).
+    pub token_file: Option<PathBuf>,
 }
 
 /// `[ecs]` section: the watched clusters and the event queue.
@@ -135,6 +148,10 @@ pub struct Settings {
     pub endpoints_poll: Duration,
     /// The ECS watcher, when clusters are configured.
     pub ecs: EcsSettings,
+    /// HTTP API listen address; `None` turns the API off.
+    pub http_addr: Option<SocketAddr>,
+    /// File of bearer tokens for the API.
+    pub api_token_file: Option<PathBuf>,
 }
 
 /// The ECS watcher's settings.
@@ -211,6 +228,8 @@ impl Default for Settings {
             endpoints: None,
             endpoints_poll: Duration::from_secs(1),
             ecs: EcsSettings::default(),
+            http_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8053))),
+            api_token_file: None,
         }
     }
 }
@@ -274,24 +293,30 @@ impl Settings {
         if let Some(v) = e.api_rate {
             self.ecs.api_rate = v;
         }
+        if let Some(v) = file.api.addr {
+            self.http_addr = parse_http_addr(&v)?;
+        }
+        if file.api.token_file.is_some() {
+            self.api_token_file = file.api.token_file;
+        }
         Ok(self)
     }
 }
 
+/// Parses the HTTP API address: `HOST:PORT`, or `off` to serve no API.
+pub fn parse_http_addr(s: &str) -> anyhow::Result<Option<SocketAddr>> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .with_context(|| format!("invalid HTTP address {s:?}: expected HOST:PORT or off"))
+}
+
 /// Parses `250ms`, `10s`, `5m`, `1h` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("duration {s:?} does not start with a number"))?;
-    Ok(match unit.trim() {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        other => bail!("duration {s:?}: unknown unit {other:?} (use ms, s, m or h)"),
+    api::parse_duration(s).with_context(|| {
+        format!("invalid duration {s:?}: use a whole number with ms, s, m or h (e.g. 30s)")
     })
 }
 
@@ -333,6 +358,20 @@ mod tests {
         assert_eq!(s.service_ttl["web.prod"], 60);
         assert!(!s.fail_open);
         assert!(toml::from_str::<FileConfig>("[dns]\nbogus = 1").is_err());
+        assert_eq!(s.http_addr, Some(SocketAddr::from(([127, 0, 0, 1], 8053))));
+    }
+
+    #[test]
+    fn api_section() {
+        let file: FileConfig =
+            toml::from_str("[api]\naddr = \"0.0.0.0:9000\"\ntoken_file = \"t\"").unwrap();
+        let s = Settings::default().with_file(file).unwrap();
+        assert_eq!(s.http_addr.map(|a| a.port()), Some(9000));
+        assert_eq!(s.api_token_file, Some(PathBuf::from("t")));
+        let off: FileConfig = toml::from_str("[api]\naddr = \"off\"").unwrap();
+        assert_eq!(Settings::default().with_file(off).unwrap().http_addr, None);
+        let bad: FileConfig = toml::from_str("[api]\naddr = \"nowhere\"").unwrap();
+        assert!(Settings::default().with_file(bad).is_err());
     }
 
     #[test]

@@ -3,5 +3,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod operator;
 pub mod static_file;

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 
+pub mod http;
 mod moto;
+pub mod webdriver;
 use hickory_proto::rr::{Name, RecordType};
 pub use moto::{Moto, moto_server_bin};
 
@@ -167,6 +169,8 @@ pub struct Process {
     log: std::sync::Arc<std::sync::Mutex<String>>,
     /// The DNS address it announced.
     pub dns: SocketAddr,
+    /// The HTTP API address it announced, unless the API is off.
+    pub api: Option<SocketAddr>,
     /// Lines it printed on stdout before and including the announcement.
     pub banner: Vec<String>,
 }
@@ -178,9 +182,15 @@ impl Process {
     }
 
     /// Like [`Process::start`], with extra environment variables.
+    /// `serve` and `demo` get `--http-addr 127.0.0.1:0` unless the test sets one, so tests
+    /// running side by side never race for the default API port.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut args: Vec<&str> = args.to_vec();
+        if matches!(args.first(), Some(&"serve" | &"demo")) && !args.contains(&"--http-addr") {
+            args.extend(["--http-addr", "127.0.0.1:0"]);
+        }
         let mut child = Command::new(ecsdns_bin())
-            .args(args)
+            .args(&args)
             .env(
                 "RUST_LOG",
                 "info,aws=warn,aws_smithy_runtime=warn,hyper=warn",
@@ -204,9 +214,14 @@ impl Process {
             banner.push(line.clone());
             if let Some(rest) = line.split("serving DNS on ").nth(1) {
                 let addr = rest.split_whitespace().next().unwrap();
-                break addr.parse().unwrap();
+                let api = line
+                    .split("HTTP API on http://")
+                    .nth(1)
+                    .map(|rest| rest.split_whitespace().next().unwrap().parse().unwrap());
+                break (addr.parse().unwrap(), api);
             }
         };
+        let (dns, api) = dns;
         // Keep reading both pipes in the background so they never fill; keep the log.
         std::thread::spawn(move || for _ in lines {});
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
@@ -224,6 +239,7 @@ impl Process {
             child,
             log,
             dns,
+            api,
             banner,
         }
     }

@@ -1,0 +1,386 @@
+//! The API's JSON shapes, its own types so the wire format does not follow internal renames.
+//! They derive `Deserialize` too: the CLI reads them back.
+
+use std::net::IpAddr;
+
+use model::{Task, TaskGroup, TaskStatus};
+use registry::{Problem, ServiceSnapshot, TaskView};
+use serde::{Deserialize, Serialize};
+
+/// Where an endpoint stands, from the point of view of a client choosing whom to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointState {
+    /// Usable: running, healthy (or without a check), not on its way out. DNS serves it.
+    Passing,
+    /// Running but failing its health check (or a check has not passed yet).
+    Unhealthy,
+    /// Not running yet (provisioning, pending, activating).
+    Starting,
+    /// On its way out: desired STOPPED, stopping, or on a draining container instance.
+    Draining,
+}
+
+impl EndpointState {
+    /// Classifies one task view.
+    pub fn of(view: &TaskView) -> Self {
+        let t = &view.task;
+        let leaving = matches!(
+            t.last_status,
+            TaskStatus::Deactivating
+                | TaskStatus::Stopping
+                | TaskStatus::Deprovisioning
+                | TaskStatus::Stopped
+        );
+        if view.instance_draining || t.desired_status == TaskStatus::Stopped || leaving {
+            Self::Draining
+        } else if view.usable {
+            Self::Passing
+        } else if matches!(
+            t.last_status,
+            TaskStatus::Provisioning | TaskStatus::Pending | TaskStatus::Activating
+        ) {
+            Self::Starting
+        } else {
+            Self::Unhealthy
+        }
+    }
+}
+
+/// One port of an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortDto {
+    /// Port name (ECS portMapping name, or the container port number).
+    pub name: String,
+    /// The port to connect to (the host port for bridge/host networking).
+    pub port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+/// One task's endpoint, with everything an operator needs to judge it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoint {
+    /// Task id (the last ARN segment), the `T` of `T.S.C.zone`.
+    pub task_id: String,
+    /// Task ARN (or the static file's synthetic key).
+    pub task_arn: String,
+    /// Cluster label.
+    pub cluster: String,
+    /// Service (or standalone group) label it is served under.
+    pub service: String,
+    /// The per-task DNS name.
+    pub dns_name: String,
+    /// Passing, unhealthy, starting or draining.
+    pub state: EndpointState,
+    /// Whether DNS serves it now (passing, or live under fail-open).
+    pub served: bool,
+    /// Addresses clients connect to.
+    pub addresses: Vec<IpAddr>,
+    /// Named ports.
+    pub ports: Vec<PortDto>,
+    /// Availability zone, when known.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub az: Option<String>,
+    /// ECS health: HEALTHY, UNHEALTHY or UNKNOWN.
+    pub health: String,
+    /// Whether the task has an ECS health check (UNKNOWN then means "not yet healthy").
+    pub health_checked: bool,
+    /// ECS lastStatus.
+    pub last_status: String,
+    /// ECS desiredStatus.
+    pub desired_status: String,
+    /// Whether its container instance is draining.
+    pub instance_draining: bool,
+    /// Container instance ARN (EC2 launch type).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub container_instance: Option<String>,
+    /// Task definition.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub task_definition: Option<String>,
+    /// When the task started.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub started_at: Option<String>,
+    /// ECS version of the state shown.
+    pub version: u64,
+}
+
+impl Endpoint {
+    /// Builds the endpoint of one task view served under `snapshot`.
+    pub fn of(view: &TaskView, snapshot: &ServiceSnapshot, zone: &str) -> Self {
+        let t: &Task = &view.task;
+        Self {
+            task_id: t.id.clone(),
+            task_arn: t.arn.clone(),
+            cluster: snapshot.key.cluster.clone(),
+            service: snapshot.key.name.clone(),
+            dns_name: format!(
+                "{}.{}.{}.{zone}",
+                t.id.to_ascii_lowercase(),
+                snapshot.key.name,
+                snapshot.key.cluster
+            ),
+            state: EndpointState::of(view),
+            served: view.served,
+            addresses: t.addresses.clone(),
+            ports: t
+                .ports
+                .iter()
+                .map(|p| PortDto {
+                    name: p.name.clone(),
+                    port: p.port,
+                    protocol: p.protocol.label().trim_start_matches('_').to_string(),
+                })
+                .collect(),
+            az: t.az.clone(),
+            health: t.health.as_str().to_string(),
+            health_checked: t.health_checked,
+            last_status: t.last_status.as_str().to_string(),
+            desired_status: t.desired_status.as_str().to_string(),
+            instance_draining: view.instance_draining,
+            container_instance: t.container_instance.clone(),
+            task_definition: t.task_definition.clone(),
+            started_at: t.started_at.clone(),
+            version: t.version,
+        }
+    }
+}
+
+/// One served name with counts of its tasks by state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSummary {
+    /// Cluster label.
+    pub cluster: String,
+    /// Service (or standalone group) label.
+    pub service: String,
+    /// `service`, `family` or `group`: how ECS started the tasks.
+    pub kind: String,
+    /// The ECS name as given (may differ from the label in case).
+    pub ecs_name: String,
+    /// The service's DNS name.
+    pub dns_name: String,
+    /// Registry generation at which this service last changed.
+    pub index: u64,
+    /// Tasks known.
+    pub tasks: usize,
+    /// Tasks passing (usable).
+    pub passing: usize,
+    /// Tasks running but unhealthy.
+    pub unhealthy: usize,
+    /// Tasks not running yet.
+    pub starting: usize,
+    /// Tasks on their way out.
+    pub draining: usize,
+    /// Tasks DNS serves now.
+    pub served: usize,
+    /// True when nothing passes and DNS serves the running tasks anyway.
+    pub fail_open: bool,
+}
+
+impl ServiceSummary {
+    /// Summarises one snapshot.
+    pub fn of(snapshot: &ServiceSnapshot, zone: &str) -> Self {
+        let (kind, ecs_name) = match snapshot.tasks.first().map(|v| &v.task.group) {
+            Some(TaskGroup::Service(n)) => ("service", n.clone()),
+            Some(TaskGroup::Family(n)) => ("family", n.clone()),
+            Some(TaskGroup::Custom(n)) => ("group", n.clone()),
+            None => ("service", snapshot.key.name.clone()),
+        };
+        let mut summary = Self {
+            cluster: snapshot.key.cluster.clone(),
+            service: snapshot.key.name.clone(),
+            kind: kind.to_string(),
+            ecs_name,
+            dns_name: format!("{}.{}.{zone}", snapshot.key.name, snapshot.key.cluster),
+            index: snapshot.generation,
+            tasks: snapshot.tasks.len(),
+            passing: 0,
+            unhealthy: 0,
+            starting: 0,
+            draining: 0,
+            served: 0,
+            fail_open: snapshot.fail_open,
+        };
+        for view in &snapshot.tasks {
+            match EndpointState::of(view) {
+                EndpointState::Passing => summary.passing += 1,
+                EndpointState::Unhealthy => summary.unhealthy += 1,
+                EndpointState::Starting => summary.starting += 1,
+                EndpointState::Draining => summary.draining += 1,
+            }
+            summary.served += usize::from(view.served);
+        }
+        summary
+    }
+}
+
+/// `GET /v1/services`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceList {
+    /// Registry generation of this answer (also in the `X-Ecsdns-Index` header).
+    pub index: u64,
+    /// Services matching the filters, over all pages.
+    pub total: usize,
+    /// This page.
+    pub services: Vec<ServiceSummary>,
+    /// Cursor for the next page (`?after=`), when more remain.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub next: Option<String>,
+}
+
+/// `GET /v1/services/{cluster}/{service}` and `GET /v1/health/{cluster}/{service}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceDetail {
+    /// Registry generation of this answer.
+    pub index: u64,
+    /// The service.
+    pub service: ServiceSummary,
+    /// Endpoints matching the filters, over all pages.
+    pub total: usize,
+    /// This page, sorted by task id.
+    pub endpoints: Vec<Endpoint>,
+    /// Cursor for the next page (`?after=`), when more remain.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub next: Option<String>,
+}
+
+/// One problem an operator should fix: a name DNS cannot serve, a collision, a poison event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum ProblemDto {
+    /// An ECS name that cannot be a DNS label; its tasks are not served.
+    #[serde(rename_all = "camelCase")]
+    InvalidName {
+        /// Cluster label.
+        cluster: String,
+        /// The ECS name.
+        name: String,
+        /// Why it cannot be a label.
+        reason: String,
+        /// Tasks carrying it.
+        tasks: usize,
+    },
+    /// Two ECS groups map to one DNS name; one is served, the other shadowed.
+    #[serde(rename_all = "camelCase")]
+    Collision {
+        /// Cluster label.
+        cluster: String,
+        /// The contested label.
+        service: String,
+        /// The group served.
+        winner: String,
+        /// The group not served.
+        shadowed: String,
+    },
+    /// A message on the event queue that is not an event; left for the dead-letter queue.
+    #[serde(rename_all = "camelCase")]
+    PoisonEvent {
+        /// SQS message id.
+        message_id: String,
+        /// Why it was rejected.
+        reason: String,
+        /// When it was first seen (Unix seconds).
+        seen_at: u64,
+    },
+}
+
+impl ProblemDto {
+    /// Converts a registry problem.
+    pub fn of(problem: &Problem) -> Option<Self> {
+        match problem {
+            Problem::InvalidName {
+                cluster,
+                name,
+                reason,
+                tasks,
+            } => Some(Self::InvalidName {
+                cluster: cluster.clone(),
+                name: name.clone(),
+                reason: reason.clone(),
+                tasks: *tasks,
+            }),
+            Problem::Collision {
+                key,
+                winner,
+                shadowed,
+            } => Some(Self::Collision {
+                cluster: key.cluster.clone(),
+                service: key.name.clone(),
+                winner: winner.clone(),
+                shadowed: shadowed.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// `GET /v1/problems`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProblemList {
+    /// Registry generation of this answer.
+    pub index: u64,
+    /// Every problem known now.
+    pub problems: Vec<ProblemDto>,
+}
+
+/// One source's state for `GET /readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceStatus {
+    /// What it is: `cluster:LABEL`, `queue`, `endpoints-file`.
+    pub name: String,
+    /// Whether its last attempt worked.
+    pub ok: bool,
+    /// Whether it has worked at least once (initial sync).
+    pub synced: bool,
+    /// Failures in a row.
+    pub failures: u32,
+    /// The last error while failing (only shown to authorized callers).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    /// Seconds since it last worked.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_ok_age_seconds: Option<u64>,
+}
+
+/// `GET /readyz`: ready once every source has synced; degraded while one fails (DNS then serves
+/// the last known state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    /// Initial sync done: DNS answers reflect every source.
+    pub ready: bool,
+    /// Some source fails now; answers may be stale.
+    pub degraded: bool,
+    /// Per source.
+    pub sources: Vec<SourceStatus>,
+}
+
+/// One `GET /v1/watch` event about a service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceEvent {
+    /// Registry generation after the change.
+    pub index: u64,
+    /// Cluster label.
+    pub cluster: String,
+    /// Service label.
+    pub service: String,
+    /// True when the service has no tasks left and is gone.
+    pub removed: bool,
+    /// The service now (absent when removed).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub summary: Option<ServiceSummary>,
+    /// Every endpoint now.
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// One Prometheus HTTP SD target group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetGroup {
+    /// `host:port` targets.
+    pub targets: Vec<String>,
+    /// Labels attached to every target of the group.
+    pub labels: std::collections::BTreeMap<String, String>,
+}

@@ -1,0 +1,172 @@
+//! The operator HTTP API: services, endpoints and health read from registry snapshots; blocking
+//! queries and a Server-Sent Events stream driven by the registry's change feed; Prometheus
+//! metrics and HTTP service discovery; a one-page dashboard.
+//!
+//! Invariants:
+//! - Read-only over the registry: every answer is built from immutable [`registry::ServiceSnapshot`]s
+//!   and the generation; the API never takes part in applying updates.
+//! - The crate knows neither the DNS server nor the ECS watcher. What it needs of them (readiness,
+//!   their counters, poison events, a reconcile trigger) comes through the [`Operator`] trait the
+//!   binary implements.
+//! - Errors become HTTP statuses in one place ([`ApiError::status`]); JSON shapes are this crate's
+//!   own DTOs ([`dto`]).
+//! - Secrets never reach a log: tokens are compared, never printed, and request logs carry the
+//!   path without its query string (which may hold `access_token`).
+
+mod auth;
+mod dashboard;
+pub mod dto;
+mod error;
+pub mod metrics;
+mod params;
+mod views;
+mod watch;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use registry::Registry;
+use tokio::sync::Semaphore;
+
+pub use auth::{TokenError, read_tokens};
+pub use error::{ApiError, ErrorBody};
+pub use metrics::{Exposition, Histogram, HistogramValues, Kind};
+pub use params::parse_duration;
+
+/// The header that carries the registry generation of an answer (the `index` of blocking queries).
+pub const INDEX_HEADER: &str = "x-ecsdns-index";
+
+/// What the API needs from the rest of the process.
+pub trait Operator: Send + Sync + 'static {
+    /// The state of every source. `show_errors` is false for unauthenticated callers of
+    /// `/readyz`, who see states but not error texts.
+    fn readiness(&self, show_errors: bool) -> dto::Readiness;
+    /// Writes the counters the API does not own (DNS, watcher, update latency).
+    fn metrics(&self, out: &mut Exposition);
+    /// Problems outside the registry (poison events).
+    fn problems(&self) -> Vec<dto::ProblemDto>;
+    /// Starts a reconcile of every watched cluster now; returns how many were asked.
+    fn reconcile(&self) -> Result<usize, ApiError>;
+}
+
+/// API settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The DNS zone, for the names shown (with or without the trailing dot).
+    pub zone: String,
+    /// Bearer tokens; when not empty, every request but `/healthz` and `/readyz` needs one.
+    pub tokens: Vec<String>,
+    /// Longest time a plain request may take.
+    pub request_timeout: Duration,
+    /// Default `wait` of a blocking query.
+    pub default_wait: Duration,
+    /// Longest `wait` of a blocking query.
+    pub max_wait: Duration,
+    /// Watch streams open at once.
+    pub max_watchers: usize,
+    /// Largest request body.
+    pub max_body: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            zone: "ecs.internal.".into(),
+            tokens: Vec::new(),
+            request_timeout: Duration::from_secs(10),
+            default_wait: Duration::from_secs(60),
+            max_wait: Duration::from_secs(600),
+            max_watchers: 256,
+            max_body: 64 * 1024,
+        }
+    }
+}
+
+/// HTTP request counters by status class.
+#[derive(Debug, Default)]
+struct HttpCounters {
+    by_class: [AtomicU64; 5],
+}
+
+impl HttpCounters {
+    fn count(&self, status: u16) {
+        let i = usize::from((status / 100).clamp(1, 5) - 1);
+        if let Some(c) = self.by_class.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// State shared by the handlers.
+struct Shared {
+    registry: Arc<Registry>,
+    operator: Arc<dyn Operator>,
+    config: ApiConfig,
+    /// The zone without its trailing dot, as names are shown.
+    zone: String,
+    watchers: Arc<Semaphore>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    http: HttpCounters,
+}
+
+/// Builds the router. `stop` turning true ends watch streams and blocking queries, so a graceful
+/// shutdown does not wait for them.
+pub fn router(
+    registry: Arc<Registry>,
+    operator: Arc<dyn Operator>,
+    config: ApiConfig,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Router {
+    let zone = config.zone.trim_end_matches('.').to_ascii_lowercase();
+    let shared = Arc::new(Shared {
+        registry,
+        operator,
+        watchers: Arc::new(Semaphore::new(config.max_watchers.max(1))),
+        zone,
+        stop,
+        http: HttpCounters::default(),
+        config,
+    });
+    Router::new()
+        .route("/", get(dashboard::page))
+        .route("/healthz", get(views::healthz))
+        .route("/readyz", get(views::readyz))
+        .route("/metrics", get(views::metrics))
+        .route("/v1/services", get(views::services))
+        .route("/v1/services/{cluster}/{service}", get(views::service))
+        .route("/v1/health/{cluster}/{service}", get(views::health))
+        .route("/v1/tasks/{task}", get(views::task))
+        .route("/v1/problems", get(views::problems))
+        .route("/v1/prometheus-sd", get(views::prometheus_sd))
+        .route("/v1/watch", get(watch::stream))
+        .route("/v1/reconcile", post(views::reconcile))
+        .fallback(views::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            auth::guard,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(shared.config.max_body))
+        .with_state(shared)
+}
+
+/// Serves `router` on an already-bound listener until `stop` turns true, then finishes the
+/// requests in progress.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let shutdown = async move {
+        let _ = stop.wait_for(|stopping| *stopping).await;
+    };
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
