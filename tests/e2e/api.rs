@@ -45,6 +45,13 @@ fn ingest(s: &Server, updates: Vec<Update>) {
     s.rt.block_on(s.app.ingest(updates)).unwrap();
 }
 
+fn upsert(s: &Server, id: &str, service: &str, ip: &str, version: u64, health: Health) {
+    ingest(
+        s,
+        vec![Update::Upsert(task(id, service, ip, version, health))],
+    );
+}
+
 fn names(v: &Value, field: &str, key: &str) -> Vec<String> {
     v[field]
         .as_array()
@@ -218,16 +225,7 @@ fn services_endpoints_health_tasks_and_sd() {
         ok(get(&format!("{api}/v1/problems")))["problems"],
         serde_json::json!([])
     );
-    ingest(
-        &s,
-        vec![Update::Upsert(task(
-            "odd",
-            "has.dot",
-            "10.9.0.1",
-            1,
-            Health::Healthy,
-        ))],
-    );
+    upsert(&s, "odd", "has.dot", "10.9.0.1", 1, Health::Healthy);
     let problems = ok(get(&format!("{api}/v1/problems")));
     let p = &problems["problems"][0];
     assert_eq!(p["kind"], "invalidName", "{problems}");
@@ -261,31 +259,13 @@ fn blocking_queries_wake_on_change_and_time_out() {
     let url = format!("{api}/v1/services/prod/web?index={index}&wait=30s");
     std::thread::spawn(move || tx.send((get(&url), Instant::now())).unwrap());
     std::thread::sleep(Duration::from_millis(200));
-    ingest(
-        &s,
-        vec![Update::Upsert(task(
-            "m3",
-            "mixed",
-            "10.3.0.3",
-            1,
-            Health::Healthy,
-        ))],
-    );
+    upsert(&s, "m3", "mixed", "10.3.0.3", 1, Health::Healthy);
     assert!(
         rx.recv_timeout(Duration::from_millis(600)).is_err(),
         "woke for another service"
     );
     let changed_at = Instant::now();
-    ingest(
-        &s,
-        vec![Update::Upsert(task(
-            "web-4",
-            "web",
-            "10.0.0.4",
-            1,
-            Health::Healthy,
-        ))],
-    );
+    upsert(&s, "web-4", "web", "10.0.0.4", 1, Health::Healthy);
     let (reply, returned_at) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(returned_at.duration_since(changed_at) < Duration::from_secs(2));
     assert!(reply.index() > index);
@@ -298,16 +278,7 @@ fn blocking_queries_wake_on_change_and_time_out() {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || tx.send(get(&url)).unwrap());
     std::thread::sleep(Duration::from_millis(200));
-    ingest(
-        &s,
-        vec![Update::Upsert(task(
-            "m4",
-            "mixed",
-            "10.3.0.4",
-            1,
-            Health::Healthy,
-        ))],
-    );
+    upsert(&s, "m4", "mixed", "10.3.0.4", 1, Health::Healthy);
     let woke = rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(woke.index() > now);
     let started = Instant::now();
@@ -339,16 +310,7 @@ fn watch_stream_delivers_changes_health_and_removals() {
     let start = hello["index"].as_u64().unwrap();
     assert_eq!(next(&only_mixed).0, "hello");
 
-    ingest(
-        &s,
-        vec![Update::Upsert(task(
-            "web-4",
-            "web",
-            "10.0.0.4",
-            1,
-            Health::Healthy,
-        ))],
-    );
+    upsert(&s, "web-4", "web", "10.0.0.4", 1, Health::Healthy);
     let (event, data, id) = next(&all);
     assert_eq!(event, "service");
     assert_eq!(
@@ -360,16 +322,7 @@ fn watch_stream_delivers_changes_health_and_removals() {
     assert!(names(&data, "endpoints", "taskId").contains(&"web-4".to_string()));
 
     // A health change is a change.
-    ingest(
-        &s,
-        vec![Update::Upsert(task(
-            "web-4",
-            "web",
-            "10.0.0.4",
-            2,
-            Health::Unhealthy,
-        ))],
-    );
+    upsert(&s, "web-4", "web", "10.0.0.4", 2, Health::Unhealthy);
     let (_, data, _) = next(&all);
     let web4 = data["endpoints"]
         .as_array()
@@ -460,16 +413,7 @@ fn metrics_move_with_queries_and_updates() {
         s.dns,
         &testkit::query("nope.prod.ecs.internal.", RecordType::A),
     );
-    ingest(
-        &s,
-        vec![Update::Upsert(task(
-            "web-4",
-            "web",
-            "10.0.0.4",
-            1,
-            Health::Healthy,
-        ))],
-    );
+    upsert(&s, "web-4", "web", "10.0.0.4", 1, Health::Healthy);
     let after = scrape();
     let moved = |series: &str| sample(&after, series) - sample(&before, series);
     assert_eq!(

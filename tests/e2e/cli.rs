@@ -1,5 +1,5 @@
 //! The operator subcommands against a running `ecsdns serve`: tables, JSON, exit codes, watch,
-//! and no token ever written to the server's log.
+//! JSON log lines, and no token ever written to the server's log.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -28,6 +28,8 @@ fn cli_against_a_running_server() {
             "100ms",
             "--api-token-file",
             tokens.to_str().unwrap(),
+            "--log-format",
+            "json",
         ],
         &[("RUST_LOG", "debug,hyper=info,h2=info,reqwest=info")],
     );
@@ -137,5 +139,11 @@ fn cli_against_a_running_server() {
     let log = server.stderr();
     assert!(log.contains("http request"), "debug request log expected");
     assert!(!log.contains(token), "token in the log");
+    // JSON lines, as the awslogs driver ships them to CloudWatch Logs.
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
     assert_eq!(server.stop(), Some(0));
 }

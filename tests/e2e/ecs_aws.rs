@@ -79,7 +79,8 @@ impl Aws {
                 .ec2
                 .create_subnet()
                 .vpc_id(&vpc)
-                .cidr_block("10.0.1.0/24")
+                // Room for the 10,000-task reconcile measurement.
+                .cidr_block("10.0.64.0/18")
                 .availability_zone("us-east-1a")
                 .send()
                 .await

@@ -138,7 +138,7 @@ pub fn router(
         .route("/metrics", get(views::metrics))
         .route("/v1/services", get(views::services))
         .route("/v1/services/{cluster}/{service}", get(views::service))
-        .route("/v1/health/{cluster}/{service}", get(views::health))
+        .route("/v1/health/{cluster}/{service}", get(views::service))
         .route("/v1/tasks/{task}", get(views::task))
         .route("/v1/problems", get(views::problems))
         .route("/v1/prometheus-sd", get(views::prometheus_sd))

@@ -107,14 +107,16 @@ fn detail(s: &Shared, snapshot: &ServiceSnapshot, p: &Params, index: u64) -> Ser
     }
 }
 
-async fn one_service(
-    s: &Shared,
-    cluster: &str,
-    service: &str,
-    mut p: Params,
-    passing: bool,
+/// `GET /v1/services/{cluster}/{service}` and `GET /v1/health/{cluster}/{service}` (the
+/// Consul-style spelling): every endpoint, `?passing` for usable ones only (fail-open does not
+/// make an endpoint pass), `?az=`, `?port=`, `?limit=&after=`, `?index=&wait=`.
+pub(crate) async fn service(
+    State(s): State<Arc<Shared>>,
+    Path((cluster, service)): Path<(String, String)>,
+    query: Q,
 ) -> Result<Response, ApiError> {
-    let key = key(cluster, service);
+    let p = params(query)?;
+    let key = key(&cluster, &service);
     if let Some(index) = p.index {
         s.wait_for_change(index, p.wait, Some(&key)).await;
     }
@@ -123,31 +125,7 @@ async fn one_service(
         .registry
         .service(&key)
         .ok_or_else(|| ApiError::NotFound(format!("service {}/{}", key.cluster, key.name)))?;
-    p.passing = passing;
-    Ok(indexed(index, &detail(s, &snapshot, &p, index)))
-}
-
-/// `GET /v1/services/{cluster}/{service}[?az=&port=&passing][&limit=&after=][&index=&wait=]`
-pub(crate) async fn service(
-    State(s): State<Arc<Shared>>,
-    Path((cluster, service)): Path<(String, String)>,
-    query: Q,
-) -> Result<Response, ApiError> {
-    let p = params(query)?;
-    let passing = p.passing;
-    one_service(&s, &cluster, &service, p, passing).await
-}
-
-/// `GET /v1/health/{cluster}/{service}[?passing]`: the Consul-style health query. With
-/// `passing`, only usable endpoints (fail-open does not make an endpoint pass).
-pub(crate) async fn health(
-    State(s): State<Arc<Shared>>,
-    Path((cluster, service)): Path<(String, String)>,
-    query: Q,
-) -> Result<Response, ApiError> {
-    let p = params(query)?;
-    let passing = p.passing;
-    one_service(&s, &cluster, &service, p, passing).await
+    Ok(indexed(index, &detail(&s, &snapshot, &p, index)))
 }
 
 /// `GET /v1/tasks/{task}`: by task id or ARN.
