@@ -84,72 +84,133 @@ impl<'de> Deserialize<'de> for OrderedPorts {
 
 /// Reads and validates a file into tasks (version 0; [`StaticSource`] assigns versions).
 pub fn parse(path: &Path, text: &str) -> anyhow::Result<Vec<Task>> {
-    let file: File = match path.extension().and_then(|e| e.to_str()) {
-        Some("json") => serde_json::from_str(text).context("invalid JSON")?,
-        _ => toml::from_str(text).context("invalid TOML")?,
-    };
     let mut tasks = Vec::new();
     let mut seen = BTreeSet::new();
-    for svc in file.services {
-        let cluster = dns_label(&svc.cluster)
-            .with_context(|| format!("cluster {:?} is not a DNS label", svc.cluster))?;
-        let name_label = dns_label(&svc.name)
-            .with_context(|| format!("service {:?} is not a DNS label", svc.name))?;
-        for ep in svc.endpoints {
-            let id = dns_label(&ep.id)
-                .with_context(|| format!("endpoint id {:?} is not a DNS label", ep.id))?;
-            if id.starts_with('_') {
-                bail!("endpoint id {:?} may not start with '_'", ep.id);
+    if path.extension().and_then(|e| e.to_str()) == Some("json") {
+        let file: File = serde_json::from_str(text).context("invalid JSON")?;
+        for svc in file.services {
+            add_service(svc, &mut seen, &mut tasks)?;
+        }
+        return Ok(tasks);
+    }
+    // The toml crate builds a document tree several times the size of its text (a whole
+    // 100,000-endpoint file peaked at 335 MB), so parse one `[[service]]` block at a time.
+    let blocks = service_blocks(text);
+    let mut chunked = Vec::new();
+    for block in &blocks {
+        match toml::from_str::<File>(block) {
+            Ok(file) => {
+                for svc in file.services {
+                    add_service(svc, &mut seen, &mut chunked)?;
+                }
             }
-            if !seen.insert((cluster.clone(), name_label.clone(), id.clone())) {
-                bail!("endpoint {id} appears twice in {name_label}.{cluster}");
+            Err(_) => {
+                // A split the block finder got wrong (a header inside a multi-line string)
+                // cannot change the verdict: parse the whole text for the real error or data.
+                chunked.clear();
+                seen.clear();
+                let file: File = toml::from_str(text).context("invalid TOML")?;
+                for svc in file.services {
+                    add_service(svc, &mut seen, &mut tasks)?;
+                }
+                return Ok(tasks);
             }
-            if ep.addresses.is_empty() {
-                bail!("endpoint {id} of {name_label}.{cluster} has no address");
-            }
-            let mut ports = Vec::new();
-            for (name, def) in ep.ports.0 {
-                port_label(&name).with_context(|| format!("port name {name:?} is not a label"))?;
-                let (port, protocol) = match def {
-                    PortDef::Number(p) => (p, Protocol::Tcp),
-                    PortDef::Full { port, protocol } => match protocol.as_deref() {
-                        None | Some("tcp") => (port, Protocol::Tcp),
-                        Some("udp") => (port, Protocol::Udp),
-                        Some(other) => bail!("port {name}: protocol {other:?} is not tcp or udp"),
-                    },
-                };
-                ports.push(Port {
-                    name,
-                    port,
-                    protocol,
-                });
-            }
-            let health = match ep.health.as_deref() {
-                None => Health::Unknown,
-                Some("HEALTHY" | "healthy") => Health::Healthy,
-                Some("UNHEALTHY" | "unhealthy") => Health::Unhealthy,
-                Some(other) => bail!("endpoint {id}: health {other:?} is not HEALTHY or UNHEALTHY"),
-            };
-            tasks.push(Task {
-                arn: format!("static:{cluster}/{name_label}/{id}"),
-                id,
-                cluster: cluster.clone(),
-                group: TaskGroup::Service(svc.name.clone()),
-                version: 0,
-                last_status: TaskStatus::Running,
-                desired_status: TaskStatus::Running,
-                health,
-                health_checked: ep.health.is_some(),
-                addresses: ep.addresses,
-                ports,
-                az: ep.az,
-                task_definition: None,
-                container_instance: None,
-                started_at: None,
-            });
         }
     }
-    Ok(tasks)
+    Ok(chunked)
+}
+
+/// Splits a TOML endpoints file before each line that is exactly `[[service]]`, giving
+/// independent documents. Text before the first header must be blank or comments; otherwise the
+/// file is one block.
+fn service_blocks(text: &str) -> Vec<&str> {
+    let mut starts = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim() == "[[service]]" {
+            starts.push(offset);
+        }
+        offset += line.len();
+    }
+    let prelude = &text[..starts.first().copied().unwrap_or(text.len())];
+    let prelude_empty = prelude
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    if starts.is_empty() || !prelude_empty {
+        return vec![text];
+    }
+    let ends = starts.iter().skip(1).copied().chain([text.len()]);
+    starts
+        .iter()
+        .zip(ends)
+        .map(|(at, end)| &text[*at..end])
+        .collect()
+}
+
+/// Validates one service of the file and appends its endpoints as tasks.
+fn add_service(
+    svc: ServiceDef,
+    seen: &mut BTreeSet<(String, String, String)>,
+    tasks: &mut Vec<Task>,
+) -> anyhow::Result<()> {
+    let cluster = dns_label(&svc.cluster)
+        .with_context(|| format!("cluster {:?} is not a DNS label", svc.cluster))?;
+    let name_label = dns_label(&svc.name)
+        .with_context(|| format!("service {:?} is not a DNS label", svc.name))?;
+    for ep in svc.endpoints {
+        let id = dns_label(&ep.id)
+            .with_context(|| format!("endpoint id {:?} is not a DNS label", ep.id))?;
+        if id.starts_with('_') {
+            bail!("endpoint id {:?} may not start with '_'", ep.id);
+        }
+        if !seen.insert((cluster.clone(), name_label.clone(), id.clone())) {
+            bail!("endpoint {id} appears twice in {name_label}.{cluster}");
+        }
+        if ep.addresses.is_empty() {
+            bail!("endpoint {id} of {name_label}.{cluster} has no address");
+        }
+        let mut ports = Vec::new();
+        for (name, def) in ep.ports.0 {
+            port_label(&name).with_context(|| format!("port name {name:?} is not a label"))?;
+            let (port, protocol) = match def {
+                PortDef::Number(p) => (p, Protocol::Tcp),
+                PortDef::Full { port, protocol } => match protocol.as_deref() {
+                    None | Some("tcp") => (port, Protocol::Tcp),
+                    Some("udp") => (port, Protocol::Udp),
+                    Some(other) => bail!("port {name}: protocol {other:?} is not tcp or udp"),
+                },
+            };
+            ports.push(Port {
+                name,
+                port,
+                protocol,
+            });
+        }
+        let health = match ep.health.as_deref() {
+            None => Health::Unknown,
+            Some("HEALTHY" | "healthy") => Health::Healthy,
+            Some("UNHEALTHY" | "unhealthy") => Health::Unhealthy,
+            Some(other) => bail!("endpoint {id}: health {other:?} is not HEALTHY or UNHEALTHY"),
+        };
+        tasks.push(Task {
+            arn: format!("static:{cluster}/{name_label}/{id}"),
+            id,
+            cluster: cluster.clone(),
+            group: TaskGroup::Service(svc.name.clone()),
+            version: 0,
+            last_status: TaskStatus::Running,
+            desired_status: TaskStatus::Running,
+            health,
+            health_checked: ep.health.is_some(),
+            addresses: ep.addresses,
+            ports,
+            az: ep.az,
+            task_definition: None,
+            container_instance: None,
+            started_at: None,
+        });
+    }
+    Ok(())
 }
 
 /// Turns successive loads of the file into registry updates. An endpoint keeps its version while
@@ -209,5 +270,56 @@ impl StaticSource {
                 ]
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole-document parse, for comparison with the block-wise one.
+    fn whole(text: &str) -> Vec<Task> {
+        let file: File = toml::from_str(text).unwrap();
+        let (mut seen, mut tasks) = (BTreeSet::new(), Vec::new());
+        for svc in file.services {
+            add_service(svc, &mut seen, &mut tasks).unwrap();
+        }
+        tasks
+    }
+
+    #[test]
+    fn block_wise_parse_equals_whole_parse() {
+        let text = r#"
+# endpoints
+[[service]]
+cluster = "prod"
+name = "web"
+[[service.endpoint]]
+id = "a"
+addresses = ["10.0.0.1"]
+ports = { http = 80, dns = { port = 53, protocol = "udp" } }
+
+  [[service]]
+name = "db"
+[[service.endpoint]]
+id = "b"
+addresses = ["10.0.0.2"]
+az = """
+[[service]]
+"""
+"#;
+        let path = Path::new("e.toml");
+        assert_eq!(service_blocks(text).len(), 3, "a naive split, fooled by the string");
+        assert_eq!(parse(path, text).unwrap(), whole(text));
+        let plain = text.replace("az = \"\"\"\n[[service]]\n\"\"\"\n", "");
+        assert_eq!(service_blocks(&plain).len(), 2);
+        assert_eq!(parse(path, &plain).unwrap(), whole(&plain));
+        let keyed = format!("bogus = 1\n{plain}");
+        assert_eq!(service_blocks(&keyed).len(), 1, "a prelude keeps one block");
+        let err = parse(path, &keyed).unwrap_err();
+        assert!(format!("{err:#}").contains("bogus"), "{err:#}");
+        let twice = format!("{plain}{}", &plain[plain.find("[[service]]").unwrap()..]);
+        let err = parse(path, &twice).unwrap_err();
+        assert!(format!("{err:#}").contains("appears twice"), "{err:#}");
     }
 }
