@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
+use crate::entry::Rrset;
 use crate::metrics::DnsMetrics;
-use crate::prepare::Rrset;
 use crate::table::AnswerTable;
 use crate::wire::{
     self, CLASS_IN, Edns, HEADER, OPT_LEN, Query, Rcode, Reject, TYPE_ANY, TYPE_AXFR, TYPE_IXFR,
@@ -97,15 +97,16 @@ impl Answerer {
         };
         let entry = self.table.names.get(q.key());
         let rrset = entry.as_ref().and_then(|e| {
+            let mut rrsets = e.rrsets();
             if q.qtype == TYPE_ANY {
                 // RFC 8482: one RRset is enough.
-                e.rrsets.first()
+                rrsets.next()
             } else {
-                e.rrsets.iter().find(|r| r.qtype == q.qtype)
+                rrsets.find(|r| r.qtype == q.qtype)
             }
         });
         match rrset {
-            Some(rrset) => self.positive(q, rrset, limit, rotation, out),
+            Some(rrset) => self.positive(q, &rrset, limit, rotation, out),
             None => {
                 let rcode = if entry.is_some() {
                     Rcode::NoError
@@ -151,7 +152,7 @@ impl Answerer {
     fn positive(
         &self,
         q: &Query<'_>,
-        rrset: &Rrset,
+        rrset: &Rrset<'_>,
         limit: usize,
         rotation: usize,
         out: &mut Vec<u8>,
@@ -169,7 +170,7 @@ impl Answerer {
         } else {
             let units = answer.len();
             let first = if units == 0 { 0 } else { rotation % units };
-            let split = answer.bounds[first] as usize;
+            let split = answer.bound(first);
             out.extend_from_slice(&answer.bytes[split..]);
             out.extend_from_slice(&answer.bytes[..split]);
             if let Some(at) = rrset.serial_at {
@@ -186,7 +187,7 @@ impl Answerer {
                     break;
                 }
                 out.extend_from_slice(unit);
-                additional += extra.counts[idx];
+                additional += extra.count(idx);
             }
         }
         additional += self.push_opt(out, q.edns, Rcode::NoError);

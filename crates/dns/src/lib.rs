@@ -14,6 +14,7 @@
 
 mod answer;
 mod config;
+mod entry;
 pub mod follow;
 mod metrics;
 mod prepare;

@@ -14,68 +14,8 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use model::{Task, port_label};
 use registry::ServiceSnapshot;
 
+use crate::entry::{NameEntry, RrsetParts};
 use crate::{DnsError, ZoneConfig};
-
-/// Position-independent records, one unit after another. A unit is one record in an answer
-/// section, or the group of additional records that belongs to one answer record.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Units {
-    /// Concatenated wire bytes.
-    pub(crate) bytes: Box<[u8]>,
-    /// Start offset of each unit, plus the end: `len() == units + 1`.
-    pub(crate) bounds: Box<[u32]>,
-    /// Records in each unit.
-    pub(crate) counts: Box<[u16]>,
-}
-
-impl Units {
-    pub(crate) fn len(&self) -> usize {
-        self.counts.len()
-    }
-
-    pub(crate) fn records(&self) -> usize {
-        self.counts.iter().map(|c| usize::from(*c)).sum()
-    }
-
-    pub(crate) fn unit(&self, i: usize) -> &[u8] {
-        &self.bytes[self.bounds[i] as usize..self.bounds[i + 1] as usize]
-    }
-
-    fn from_units(units: Vec<(Vec<u8>, u16)>) -> Self {
-        let mut bytes = Vec::new();
-        let mut bounds = vec![0u32];
-        let mut counts = Vec::with_capacity(units.len());
-        for (unit, count) in units {
-            bytes.extend_from_slice(&unit);
-            bounds.push(bytes.len() as u32);
-            counts.push(count);
-        }
-        Self {
-            bytes: bytes.into(),
-            bounds: bounds.into(),
-            counts: counts.into(),
-        }
-    }
-}
-
-/// The prepared answer for one (name, type).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Rrset {
-    pub(crate) qtype: u16,
-    /// One unit per record.
-    pub(crate) answer: Units,
-    /// Empty, or one unit per answer record (that record's additional data).
-    pub(crate) additional: Units,
-    /// Offset of the SOA serial inside `answer` (the apex SOA), patched per query.
-    pub(crate) serial_at: Option<usize>,
-}
-
-/// Everything served at one name. No RRsets: the name exists but holds no data (an empty
-/// non-terminal, or a service with nothing to serve): NODATA, never NXDOMAIN.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct NameEntry {
-    pub(crate) rrsets: Box<[Rrset]>,
-}
 
 /// Encodes one record positioned after a question for `qname`.
 fn encode(qname: &Name, owner: &Name, ttl: u32, rdata: &RData) -> Result<Vec<u8>, DnsError> {
@@ -267,19 +207,14 @@ impl Preparer<'_> {
                         extra.push((unit, addrs.len() as u16));
                     }
                 }
-                rrsets.push(Rrset {
+                rrsets.push(RrsetParts {
                     qtype,
-                    answer: Units::from_units(answer),
-                    additional: Units::from_units(extra),
+                    answer,
+                    additional: extra,
                     serial_at: None,
                 });
             }
-            out.push((
-                name,
-                NameEntry {
-                    rrsets: rrsets.into(),
-                },
-            ));
+            out.push((name, NameEntry::new(rrsets)));
         }
         Ok(out)
     }
@@ -306,26 +241,20 @@ impl Preparer<'_> {
         let ns = RData::NS(NS(self.zone.ns_name.clone()));
         let mut entries = vec![(
             origin.clone(),
-            NameEntry {
-                rrsets: vec![
-                    Rrset {
-                        qtype: u16::from(RecordType::SOA),
-                        answer: Units::from_units(vec![(soa, 1)]),
-                        additional: Units::default(),
-                        serial_at: Some(serial_at),
-                    },
-                    Rrset {
-                        qtype: u16::from(RecordType::NS),
-                        answer: Units::from_units(vec![(
-                            encode(origin, origin, self.zone.soa_ttl, &ns)?,
-                            1,
-                        )]),
-                        additional: Units::default(),
-                        serial_at: None,
-                    },
-                ]
-                .into(),
-            },
+            NameEntry::new(vec![
+                RrsetParts {
+                    qtype: u16::from(RecordType::SOA),
+                    answer: vec![(soa, 1)],
+                    additional: Vec::new(),
+                    serial_at: Some(serial_at),
+                },
+                RrsetParts {
+                    qtype: u16::from(RecordType::NS),
+                    answer: vec![(encode(origin, origin, self.zone.soa_ttl, &ns)?, 1)],
+                    additional: Vec::new(),
+                    serial_at: None,
+                },
+            ]),
         )];
         let ns_name = &self.zone.ns_name;
         if origin.zone_of(ns_name) && ns_name != origin {
@@ -343,14 +272,14 @@ impl Preparer<'_> {
             }
             let rrsets = by_type
                 .into_iter()
-                .map(|(qtype, units)| Rrset {
+                .map(|(qtype, answer)| RrsetParts {
                     qtype,
-                    answer: Units::from_units(units),
-                    additional: Units::default(),
+                    answer,
+                    additional: Vec::new(),
                     serial_at: None,
                 })
                 .collect();
-            entries.push((ns_name.clone(), NameEntry { rrsets }));
+            entries.push((ns_name.clone(), NameEntry::new(rrsets)));
         }
         Ok(entries)
     }

@@ -3,17 +3,19 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use dashmap::DashMap;
 use hickory_proto::rr::Name;
 use model::ServiceKey;
 use registry::ServiceSnapshot;
 
-use crate::prepare::{NameEntry, Preparer};
+use crate::entry::NameEntry;
+use crate::prepare::Preparer;
 use crate::{DnsError, ZoneConfig};
 
-type Key = Box<[u8]>;
+/// Shared between the table and the owners index, so each name's bytes are held once.
+type Key = Arc<[u8]>;
 
 /// Lower-cased wire form of a name: the table key.
 pub(crate) fn wire_key(name: &Name) -> Key {
@@ -141,7 +143,7 @@ impl AnswerTable {
                 *count = count.saturating_sub(1);
                 if *count == 0 {
                     owners.shared.remove(&cluster);
-                    self.names.remove_if(&cluster, |_, e| e.rrsets.is_empty());
+                    self.names.remove_if(&cluster, |_, e| e.is_empty());
                 }
             }
             _ => {}

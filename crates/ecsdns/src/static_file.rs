@@ -218,16 +218,17 @@ fn add_service(
 #[derive(Default)]
 pub struct StaticSource {
     loads: u64,
-    /// ARN -> (hash of the endpoint's content, its version): a hash, not a copy, so a large file
-    /// is not held in memory twice.
-    previous: HashMap<String, (u64, u64)>,
+    /// Hash of the ARN -> (hash of the endpoint's content, its version): hashes, not copies, so
+    /// a large file is not held in memory twice. Two ARNs whose hashes collide only cost an
+    /// extra version bump (their content hashes differ), never a stale endpoint.
+    previous: HashMap<u64, (u64, u64)>,
     clusters: BTreeSet<String>,
 }
 
-fn content_hash(task: &Task) -> u64 {
-    use std::hash::{Hash, Hasher};
+fn hash_of(value: &impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    task.hash(&mut h);
+    value.hash(&mut h);
     h.finish()
 }
 
@@ -239,12 +240,13 @@ impl StaticSource {
         let mut by_cluster: BTreeMap<String, Vec<Task>> = BTreeMap::new();
         let mut next = HashMap::new();
         for mut task in tasks {
-            let hash = content_hash(&task);
-            task.version = match self.previous.get(&task.arn) {
+            let hash = hash_of(&task);
+            let arn = hash_of(&task.arn);
+            task.version = match self.previous.get(&arn) {
                 Some((old_hash, version)) if *old_hash == hash => *version,
                 _ => self.loads,
             };
-            next.insert(task.arn.clone(), (hash, task.version));
+            next.insert(arn, (hash, task.version));
             by_cluster
                 .entry(task.cluster.clone())
                 .or_default()
@@ -309,7 +311,11 @@ az = """
 """
 "#;
         let path = Path::new("e.toml");
-        assert_eq!(service_blocks(text).len(), 3, "a naive split, fooled by the string");
+        assert_eq!(
+            service_blocks(text).len(),
+            3,
+            "a naive split, fooled by the string"
+        );
         assert_eq!(parse(path, text).unwrap(), whole(text));
         let plain = text.replace("az = \"\"\"\n[[service]]\n\"\"\"\n", "");
         assert_eq!(service_blocks(&plain).len(), 2);

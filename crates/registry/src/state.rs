@@ -44,13 +44,16 @@ struct Entry {
     removed_at: Option<Instant>,
 }
 
+/// A task ARN, shared by every index that files the task (one allocation per task, not four).
+type Arn = Arc<str>;
+
 #[derive(Default)]
 pub(crate) struct State {
-    tasks: HashMap<String, Entry>,
-    members: HashMap<Filing, BTreeSet<String>>,
-    by_cluster: HashMap<String, HashSet<String>>,
+    tasks: HashMap<Arn, Entry>,
+    members: HashMap<Filing, BTreeSet<Arn>>,
+    by_cluster: HashMap<String, HashSet<Arn>>,
     instances: HashMap<String, (u64, InstanceStatus)>,
-    tasks_on_instance: HashMap<String, HashSet<String>>,
+    tasks_on_instance: HashMap<String, HashSet<Arn>>,
     listing_begin: HashMap<String, u64>,
     seq: u64,
     live: usize,
@@ -129,6 +132,10 @@ impl State {
         }
         counters.applied.fetch_add(1, Ordering::Relaxed);
         self.unfile(&task.arn, dirty);
+        let arn: Arn = match self.tasks.get_key_value(task.arn.as_str()) {
+            Some((known, _)) => Arc::clone(known),
+            None => Arc::from(task.arn.as_str()),
+        };
         let file = filing(&task);
         if let Filing::Served(key) = &file {
             dirty.insert(key.clone());
@@ -136,20 +143,20 @@ impl State {
         self.members
             .entry(file)
             .or_default()
-            .insert(task.arn.clone());
+            .insert(Arc::clone(&arn));
         self.by_cluster
             .entry(task.cluster.clone())
             .or_default()
-            .insert(task.arn.clone());
+            .insert(Arc::clone(&arn));
         if let Some(ci) = &task.container_instance {
             self.tasks_on_instance
                 .entry(ci.clone())
                 .or_default()
-                .insert(task.arn.clone());
+                .insert(Arc::clone(&arn));
         }
         self.live += 1;
         self.tasks.insert(
-            task.arn.clone(),
+            arn,
             Entry {
                 version: task.version,
                 task: Some(Arc::new(task)),
@@ -161,15 +168,18 @@ impl State {
 
     fn remove(&mut self, arn: &str, version: u64, now: Instant, dirty: &mut BTreeSet<ServiceKey>) {
         self.unfile(arn, dirty);
-        self.tasks.insert(
-            arn.to_string(),
-            Entry {
-                version,
-                task: None,
-                changed_seq: self.seq,
-                removed_at: Some(now),
-            },
-        );
+        let tombstone = Entry {
+            version,
+            task: None,
+            changed_seq: self.seq,
+            removed_at: Some(now),
+        };
+        match self.tasks.get_mut(arn) {
+            Some(entry) => *entry = tombstone,
+            None => {
+                self.tasks.insert(Arc::from(arn), tombstone);
+            }
+        }
     }
 
     /// Takes a live task out of every index (its entry stays, to be replaced by the caller).
@@ -219,15 +229,15 @@ impl State {
         for task in tasks.into_iter().filter(|t| t.cluster == cluster) {
             self.upsert(task, counters, dirty, true);
         }
-        let missing: Vec<(String, u64)> = self
+        let missing: Vec<(Arn, u64)> = self
             .by_cluster
             .get(&cluster)
             .into_iter()
             .flatten()
-            .filter(|arn| !listed.contains(*arn))
+            .filter(|arn| !listed.contains(arn.as_ref()))
             .filter_map(|arn| {
                 let entry = self.tasks.get(arn)?;
-                (entry.changed_seq <= begin).then(|| (arn.clone(), entry.version))
+                (entry.changed_seq <= begin).then(|| (Arc::clone(arn), entry.version))
             })
             .collect();
         for (arn, version) in missing {
@@ -309,7 +319,7 @@ impl State {
     }
 
     pub(crate) fn live_tasks(&self) -> Vec<Arc<Task>> {
-        let sorted: BTreeMap<&String, &Arc<Task>> = self
+        let sorted: BTreeMap<&Arn, &Arc<Task>> = self
             .tasks
             .iter()
             .filter_map(|(arn, e)| Some((arn, e.task.as_ref()?)))
