@@ -91,7 +91,7 @@ struct Journal {
 pub struct Registry {
     config: RegistryConfig,
     state: Mutex<State>,
-    services: DashMap<ServiceKey, Arc<ServiceSnapshot>>,
+    services: DashMap<ServiceKey, Arc<ServiceSnapshot>, ahash::RandomState>,
     journal: Mutex<Journal>,
     generation: watch::Sender<u64>,
     counters: Counters,
@@ -103,7 +103,7 @@ impl Registry {
         Self {
             config,
             state: Mutex::new(State::default()),
-            services: DashMap::new(),
+            services: DashMap::with_hasher(ahash::RandomState::new()),
             journal: Mutex::new(Journal::default()),
             generation: watch::Sender::new(0),
             counters: Counters::default(),
@@ -119,7 +119,7 @@ impl Registry {
     /// Returns the generation after the batch (unchanged if nothing changed).
     pub fn apply_batch(&self, updates: impl IntoIterator<Item = Update>) -> u64 {
         let mut state = lock(&self.state);
-        let mut dirty = std::collections::BTreeSet::new();
+        let mut dirty = state::Dirty::default();
         for update in updates {
             state.apply(update, Instant::now(), &self.counters, &mut dirty);
         }

@@ -1,7 +1,7 @@
 //! The writer-side state: tasks by ARN with their versions, tombstones, membership indexes.
 //! Only [`crate::Registry`] touches it, under its mutex.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -9,6 +9,14 @@ use std::time::{Duration, Instant};
 use model::{ContainerInstance, InstanceStatus, ServiceKey, Task, Update, dns_label};
 
 use crate::{Counters, Problem};
+
+/// The writer's maps hash ARNs and names on every update: ahash, several times faster than the
+/// default SipHash on ~60-byte ARNs, and the keys are ours (no untrusted collision attack surface
+/// beyond what ECS names allow; ahash is randomly seeded anyway).
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+pub(crate) type HashSet<T> = std::collections::HashSet<T, ahash::RandomState>;
+/// Services changed by a batch.
+pub(crate) type Dirty = HashSet<ServiceKey>;
 
 /// Where a task is filed: under a servable key, or under its raw, unservable name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -50,7 +58,9 @@ type Arn = Arc<str>;
 #[derive(Default)]
 pub(crate) struct State {
     tasks: HashMap<Arn, Entry>,
-    members: HashMap<Filing, BTreeSet<Arn>>,
+    /// Tasks by where they are filed, holding the tasks themselves so a snapshot is built
+    /// without looking each member up by ARN.
+    members: HashMap<Filing, HashMap<Arn, Arc<Task>>>,
     by_cluster: HashMap<String, HashSet<Arn>>,
     instances: HashMap<String, (u64, InstanceStatus)>,
     tasks_on_instance: HashMap<String, HashSet<Arn>>,
@@ -71,7 +81,7 @@ impl State {
         update: Update,
         now: Instant,
         counters: &Counters,
-        dirty: &mut BTreeSet<ServiceKey>,
+        dirty: &mut Dirty,
     ) {
         self.seq += 1;
         match update {
@@ -109,13 +119,7 @@ impl State {
         }
     }
 
-    fn upsert(
-        &mut self,
-        task: Task,
-        counters: &Counters,
-        dirty: &mut BTreeSet<ServiceKey>,
-        from_listing: bool,
-    ) {
+    fn upsert(&mut self, task: Task, counters: &Counters, dirty: &mut Dirty, from_listing: bool) {
         match self.verdict(&task.arn, task.version, false) {
             Verdict::Apply => {}
             Verdict::Duplicate if from_listing => return,
@@ -131,19 +135,50 @@ impl State {
             }
         }
         counters.applied.fetch_add(1, Ordering::Relaxed);
+        // The common case, a new state of a task filed where it was: no index changes.
+        let seq = self.seq;
+        if let Some(entry) = self.tasks.get_mut(task.arn.as_str())
+            && let Some(old) = &entry.task
+            && old.cluster == task.cluster
+            && old.group == task.group
+            && old.container_instance == task.container_instance
+        {
+            let file = filing(&task);
+            let task = Arc::new(task);
+            if let Some(slot) = self
+                .members
+                .get_mut(&file)
+                .and_then(|m| m.get_mut(task.arn.as_str()))
+            {
+                *slot = Arc::clone(&task);
+            }
+            if let Filing::Served(key) = file {
+                dirty.insert(key);
+            }
+            *entry = Entry {
+                version: task.version,
+                task: Some(task),
+                changed_seq: seq,
+                removed_at: None,
+            };
+            return;
+        }
         self.unfile(&task.arn, dirty);
         let arn: Arn = match self.tasks.get_key_value(task.arn.as_str()) {
             Some((known, _)) => Arc::clone(known),
             None => Arc::from(task.arn.as_str()),
         };
         let file = filing(&task);
-        if let Filing::Served(key) = &file {
+        if let Filing::Served(key) = &file
+            && !dirty.contains(key)
+        {
             dirty.insert(key.clone());
         }
+        let task = Arc::new(task);
         self.members
             .entry(file)
             .or_default()
-            .insert(Arc::clone(&arn));
+            .insert(Arc::clone(&arn), Arc::clone(&task));
         self.by_cluster
             .entry(task.cluster.clone())
             .or_default()
@@ -159,14 +194,14 @@ impl State {
             arn,
             Entry {
                 version: task.version,
-                task: Some(Arc::new(task)),
+                task: Some(task),
                 changed_seq: self.seq,
                 removed_at: None,
             },
         );
     }
 
-    fn remove(&mut self, arn: &str, version: u64, now: Instant, dirty: &mut BTreeSet<ServiceKey>) {
+    fn remove(&mut self, arn: &str, version: u64, now: Instant, dirty: &mut Dirty) {
         self.unfile(arn, dirty);
         let tombstone = Entry {
             version,
@@ -183,7 +218,7 @@ impl State {
     }
 
     /// Takes a live task out of every index (its entry stays, to be replaced by the caller).
-    fn unfile(&mut self, arn: &str, dirty: &mut BTreeSet<ServiceKey>) {
+    fn unfile(&mut self, arn: &str, dirty: &mut Dirty) {
         let Some(old) = self.tasks.get(arn).and_then(|e| e.task.clone()) else {
             return;
         };
@@ -220,7 +255,7 @@ impl State {
         tasks: Vec<Task>,
         now: Instant,
         counters: &Counters,
-        dirty: &mut BTreeSet<ServiceKey>,
+        dirty: &mut Dirty,
     ) {
         counters.resets.fetch_add(1, Ordering::Relaxed);
         // Without a marker the listing is taken as of now: everything unlisted goes.
@@ -246,12 +281,7 @@ impl State {
         }
     }
 
-    fn instance(
-        &mut self,
-        instance: ContainerInstance,
-        counters: &Counters,
-        dirty: &mut BTreeSet<ServiceKey>,
-    ) {
+    fn instance(&mut self, instance: ContainerInstance, counters: &Counters, dirty: &mut Dirty) {
         let previous = self.instances.get(&instance.arn).copied();
         if let Some((version, _)) = previous
             && version >= instance.version
@@ -289,20 +319,20 @@ impl State {
     /// The tasks filed under `key`, each with whether its container instance is draining.
     pub(crate) fn members(&self, key: &ServiceKey) -> Vec<(Arc<Task>, bool)> {
         let file = Filing::Served(key.clone());
-        self.members
-            .get(&file)
-            .into_iter()
-            .flatten()
-            .filter_map(|arn| self.tasks.get(arn)?.task.clone())
-            .map(|task| {
-                let draining = task.container_instance.as_ref().is_some_and(|ci| {
-                    self.instances
-                        .get(ci)
-                        .is_some_and(|(_, s)| *s != InstanceStatus::Active)
-                });
-                (task, draining)
-            })
-            .collect()
+        let Some(members) = self.members.get(&file) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(members.len());
+        let tasks = members.values().cloned().map(|task| {
+            let draining = task.container_instance.as_ref().is_some_and(|ci| {
+                self.instances
+                    .get(ci)
+                    .is_some_and(|(_, s)| *s != InstanceStatus::Active)
+            });
+            (task, draining)
+        });
+        out.extend(tasks);
+        out
     }
 
     pub(crate) fn prune_tombstones(&mut self, now: Instant, ttl: Duration) -> usize {
