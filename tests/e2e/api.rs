@@ -533,10 +533,60 @@ fn tokens_guard_everything_but_process_health() {
             .unwrap()
             .contains("no ECS cluster")
     );
-    assert_eq!(post(Some("s3cret"), Some(vec![b'x'; 1 << 20])).status, 413);
+    // An oversized body is refused from its declared length, before it is read.
+    {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(s.app.http_addr().unwrap()).unwrap();
+        c.write_all(
+            b"POST /v1/reconcile HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\
+              Content-Length: 1048576\r\n\r\n",
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        c.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 413");
+    }
 
     // Without tokens configured, mutations are off altogether.
     let open = fixture::start("api-open", &rules_endpoints(), |_| {});
     let r = request("POST", &format!("{}/v1/reconcile", base(&open)), None, None);
     assert_eq!(r.status, 403);
+}
+
+#[test]
+fn slow_headers_are_cut_off_and_shutdown_does_not_wait_for_streams() {
+    use std::io::{Read, Write};
+    let s = fixture::start("api-slow", &rules_endpoints(), |_| {});
+    let api = base(&s);
+    let addr = s.app.http_addr().unwrap();
+    // A client that never finishes its headers is disconnected (10 s header timeout).
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET /v1/services HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 512];
+    let n = slow.read(&mut buf).unwrap_or(0);
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(
+        n == 0 || answer.starts_with("HTTP/1.1 408"),
+        "expected a close or 408, got {answer:?}"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(8) && waited < Duration::from_secs(19),
+        "{waited:?}"
+    );
+    // Shutdown with a watch stream open finishes promptly.
+    let stream = sse(&format!("{api}/v1/watch"), None);
+    assert_eq!(next(&stream).0, "hello");
+    let Server { app, rt, .. } = s;
+    let started = Instant::now();
+    rt.block_on(app.shutdown());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -22,7 +22,6 @@ mod params;
 mod views;
 mod watch;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -70,6 +69,12 @@ pub struct ApiConfig {
     pub max_watchers: usize,
     /// Largest request body.
     pub max_body: usize,
+    /// Time a connection has to send a request's headers.
+    pub header_timeout: Duration,
+    /// HTTP connections open at once; more are closed at accept.
+    pub max_connections: usize,
+    /// How long shutdown waits for requests in progress.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ApiConfig {
@@ -82,6 +87,9 @@ impl Default for ApiConfig {
             max_wait: Duration::from_secs(600),
             max_watchers: 256,
             max_body: 64 * 1024,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }
@@ -154,19 +162,55 @@ pub fn router(
 }
 
 /// Serves `router` on an already-bound listener until `stop` turns true, then finishes the
-/// requests in progress.
+/// requests in progress (for at most `config.shutdown_grace`). Each connection must send its
+/// request headers within `config.header_timeout`, and at most `config.max_connections` are open
+/// at once: slow or idle clients cannot exhaust the server.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    config: &ApiConfig,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let shutdown = async move {
-        let _ = stop.wait_for(|stopping| *stopping).await;
-    };
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving what is open.
+                    tracing::debug!(error = %e, "http accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await;
+    Ok(())
 }

@@ -155,19 +155,20 @@ impl App {
                     local: Arc::clone(&local),
                     visible,
                 };
+                let config = api::ApiConfig {
+                    zone: table.zone().origin.to_string(),
+                    tokens,
+                    ..api::ApiConfig::default()
+                };
                 let router = api::router(
                     Arc::clone(&registry),
                     Arc::new(operator),
-                    api::ApiConfig {
-                        zone: table.zone().origin.to_string(),
-                        tokens,
-                        ..api::ApiConfig::default()
-                    },
+                    config.clone(),
                     stopped.clone(),
                 );
                 let stop = stopped.clone();
                 tasks.spawn(async move {
-                    if let Err(e) = api::serve(listener, router, stop).await {
+                    if let Err(e) = api::serve(listener, router, &config, stop).await {
                         tracing::error!(error = %e, "HTTP API stopped");
                     }
                 });
