@@ -61,7 +61,6 @@ pub(crate) struct State {
     /// Tasks by where they are filed, holding the tasks themselves so a snapshot is built
     /// without looking each member up by ARN.
     members: HashMap<Filing, HashMap<Arn, Arc<Task>>>,
-    by_cluster: HashMap<String, HashSet<Arn>>,
     instances: HashMap<String, (u64, InstanceStatus)>,
     tasks_on_instance: HashMap<String, HashSet<Arn>>,
     listing_begin: HashMap<String, u64>,
@@ -179,10 +178,6 @@ impl State {
             .entry(file)
             .or_default()
             .insert(Arc::clone(&arn), Arc::clone(&task));
-        self.by_cluster
-            .entry(task.cluster.clone())
-            .or_default()
-            .insert(Arc::clone(&arn));
         if let Some(ci) = &task.container_instance {
             self.tasks_on_instance
                 .entry(ci.clone())
@@ -233,12 +228,6 @@ impl State {
         if let Filing::Served(key) = file {
             dirty.insert(key);
         }
-        if let Some(set) = self.by_cluster.get_mut(&old.cluster) {
-            set.remove(arn);
-            if set.is_empty() {
-                self.by_cluster.remove(&old.cluster);
-            }
-        }
         if let Some(ci) = &old.container_instance
             && let Some(set) = self.tasks_on_instance.get_mut(ci)
         {
@@ -264,16 +253,17 @@ impl State {
         for task in tasks.into_iter().filter(|t| t.cluster == cluster) {
             self.upsert(task, counters, dirty, true);
         }
+        // A scan of every task, once per listing (a minute apart), instead of a per-cluster
+        // index that every update would maintain and that costs memory per task.
         let missing: Vec<(Arn, u64)> = self
-            .by_cluster
-            .get(&cluster)
-            .into_iter()
-            .flatten()
-            .filter(|arn| !listed.contains(arn.as_ref()))
-            .filter_map(|arn| {
-                let entry = self.tasks.get(arn)?;
-                (entry.changed_seq <= begin).then(|| (Arc::clone(arn), entry.version))
+            .tasks
+            .iter()
+            .filter(|(arn, e)| {
+                e.task.as_ref().is_some_and(|t| t.cluster == cluster)
+                    && e.changed_seq <= begin
+                    && !listed.contains(arn.as_ref())
             })
+            .map(|(arn, e)| (Arc::clone(arn), e.version))
             .collect();
         for (arn, version) in missing {
             self.remove(&arn, version, now, dirty);
