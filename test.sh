@@ -53,5 +53,6 @@ awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d fai
 # The benchmark harness in smoke mode (seconds, no ratio asserted), so it cannot rot.
 cargo run --locked -q -p ecsdns-bench -- dns --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"
 cargo run --locked -q -p ecsdns-bench -- registry --smoke
+cargo run --locked -q -p ecsdns-bench -- memory --endpoints 1000
 cargo run --locked -q -p ecsdns-bench -- scale --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

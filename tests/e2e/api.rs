@@ -375,11 +375,9 @@ fn watch_stream_delivers_changes_health_and_removals() {
     );
 }
 
-/// A sample's value in a Prometheus text page (0 when absent).
+/// A sample's value in a Prometheus text page (0 when absent: counters start at zero).
 fn sample(page: &str, series: &str) -> f64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+    testkit::http::metric(page, series).unwrap_or(0.0)
 }
 
 #[test]

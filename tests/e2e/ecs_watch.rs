@@ -189,15 +189,14 @@ fn events_through_sqs_drive_dns_between_reconciles() {
     assert!(!poison["messageId"].as_str().unwrap().is_empty());
     let metrics = api(&p, "/metrics").body;
     for series in [
-        "ecsdns_events_total{result=\"poison\"} ",
-        "ecsdns_registry_updates_total{result=\"duplicate\"} ",
-        "ecsdns_registry_updates_total{result=\"stale\"} ",
-        "ecsdns_sqs_deleted_total ",
-        "ecsdns_reconciles_total ",
+        "ecsdns_events_total{result=\"poison\"}",
+        "ecsdns_registry_updates_total{result=\"duplicate\"}",
+        "ecsdns_registry_updates_total{result=\"stale\"}",
+        "ecsdns_sqs_deleted_total",
+        "ecsdns_reconciles_total",
     ] {
-        let line = metrics.lines().find(|l| l.starts_with(series)).unwrap();
-        let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-        assert!(n >= 1.0, "{line}");
+        let n = testkit::http::metric(&metrics, series).unwrap_or_else(|| panic!("no {series}"));
+        assert!(n >= 1.0, "{series} {n}");
     }
     assert!(metrics.contains("ecsdns_aws_calls_total{service=\"ecs\"}"));
     assert_eq!(p.stop(), Some(0));
@@ -441,10 +440,7 @@ fn reconcile_call_budget() {
     let synced = started.elapsed();
     let metrics = api(&p, "/metrics").body;
     let value = |series: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {series}"))
+        testkit::http::metric(&metrics, series).unwrap_or_else(|| panic!("no {series}"))
     };
     let calls = value("ecsdns_aws_calls_total{service=\"ecs\"}") as usize;
     let took = value("ecsdns_reconcile_duration_seconds{cluster=\"big\"}");

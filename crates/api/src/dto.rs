@@ -7,7 +7,8 @@ use model::{Task, TaskGroup, TaskStatus};
 use registry::{Problem, ServiceSnapshot, TaskView};
 use serde::{Deserialize, Serialize};
 
-/// Where an endpoint stands, from the point of view of a client choosing whom to call.
+/// Where an endpoint stands, from the point of view of a client choosing whom to call. The
+/// declaration order is the order `/metrics` lists them in (it indexes by discriminant).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EndpointState {

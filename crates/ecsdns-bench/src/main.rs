@@ -5,6 +5,7 @@
 mod check;
 mod data;
 mod load;
+mod memory;
 mod registry_bench;
 mod report;
 mod servers;
@@ -36,6 +37,8 @@ enum Command {
     Registry(RegistryArgs),
     /// ecsdns qps and memory at 1k, 10k, 100k endpoints (Knot alongside).
     Scale(ScaleArgs),
+    /// Memory by stage (parse, static source, registry, DNS table) on one thread.
+    Memory(MemoryArgs),
     /// Runs the ecsdns server itself (the harness starts it this way; not for people).
     #[command(name = "__ecsdns", hide = true)]
     Ecsdns {
@@ -77,6 +80,13 @@ struct RegistryArgs {
 }
 
 #[derive(Args)]
+struct MemoryArgs {
+    /// Endpoints in the data set (10 per service).
+    #[arg(long, default_value_t = 100_000)]
+    endpoints: usize,
+}
+
+#[derive(Args)]
 struct ScaleArgs {
     /// Seconds per point.
     #[arg(long, default_value_t = 3.0)]
@@ -99,6 +109,7 @@ fn main() -> ExitCode {
         Command::Dns(args) => dns(args),
         Command::Registry(args) => registry_bench::run(args.updates, args.smoke),
         Command::Scale(args) => scale(args),
+        Command::Memory(args) => memory::run(args.endpoints),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -83,6 +83,12 @@ pub fn get(url: &str) -> Reply {
     request("GET", url, None, None)
 }
 
+/// The value of one series (`name{labels}` exactly as exposed) in a Prometheus text page.
+pub fn metric(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// One Server-Sent Event.
 #[derive(Debug, Clone, Default)]
 pub struct SseEvent {
