@@ -19,8 +19,7 @@ fn base(s: &Server) -> String {
 /// A task of cluster `prod` for `ingest`.
 pub fn task(id: &str, service: &str, ip: &str, version: u64, health: Health) -> Task {
     Task {
-        arn: format!("arn:aws:ecs:us-east-1:1:task/prod/{id}"),
-        id: id.into(),
+        arn: format!("arn:aws:ecs:us-east-1:1:task/prod/{id}").into(),
         cluster: "prod".into(),
         group: TaskGroup::Service(service.into()),
         version,
@@ -28,16 +27,17 @@ pub fn task(id: &str, service: &str, ip: &str, version: u64, health: Health) -> 
         desired_status: TaskStatus::Running,
         health,
         health_checked: true,
-        addresses: vec![ip.parse().unwrap()],
-        ports: vec![Port {
+        addresses: Box::new([ip.parse().unwrap()]),
+        ports: Box::new([Port {
             name: "http".into(),
             port: 8080,
             protocol: Protocol::Tcp,
-        }],
+        }]),
         az: Some("us-east-1c".into()),
         task_definition: Some("web:7".into()),
         container_instance: None,
         started_at: Some("2026-11-28T00:00:00Z".into()),
+        check: None,
     }
 }
 

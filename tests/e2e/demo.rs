@@ -134,3 +134,51 @@ fn help_reads_well() {
     assert_eq!(code, Some(2));
     assert!(err.contains("invalid value"), "{err}");
 }
+
+/// Drain: a task whose desiredStatus turned STOPPED leaves DNS at once, while ECS still reports
+/// it RUNNING (the demo stops it for real one churn step later), and the API shows it draining.
+#[test]
+fn desired_stopped_leaves_dns_before_the_task_stops() {
+    let demo = Process::start(&[
+        "demo",
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--seed",
+        "5",
+        "--churn-interval",
+        "1s",
+    ]);
+    let api = demo.api.unwrap();
+    let mut checked = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while checked < 2 && std::time::Instant::now() < deadline {
+        let body = testkit::http::get(&format!("http://{api}/v1/services/demo/web")).json();
+        let leaving = body["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["desiredStatus"] == "STOPPED" && e["lastStatus"] == "RUNNING");
+        let Some(e) = leaving.cloned() else {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        let ip = e["addresses"][0].as_str().unwrap().to_string();
+        let id = e["taskId"].as_str().unwrap().to_string();
+        assert_eq!(e["state"], "draining");
+        assert_eq!(e["served"], false);
+        let service = dig(demo.dns, &["+short", "web.demo.ecs.internal", "A"]);
+        let own = dig(demo.dns, &[&format!("{id}.web.demo.ecs.internal"), "A"]);
+        // Still RUNNING in ECS after the DNS check: the answers were taken inside the window.
+        let after = testkit::http::get(&format!("http://{api}/v1/tasks/{id}"));
+        if after.status != 200 || after.json()["lastStatus"] != "RUNNING" {
+            continue;
+        }
+        assert!(
+            !service.lines().any(|l| l == ip),
+            "{ip} still served: {service}"
+        );
+        assert!(own.contains("NXDOMAIN"), "{own}");
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "saw two tasks on their way out within a minute");
+}

@@ -622,8 +622,8 @@ fn updates_reach_dns_and_bump_the_serial() {
     let before = serial(server.dns);
     let mut t = server.app.registry.live_tasks()[0].as_ref().clone();
     t.version += 1;
-    t.addresses = vec!["10.9.9.9".parse().unwrap()];
-    let name = format!("{}.{}.{}.{Z}", t.id, t.group.name(), t.cluster);
+    t.addresses = Box::new(["10.9.9.9".parse().unwrap()]);
+    let name = format!("{}.{}.{}.{Z}", t.id(), t.group.name(), t.cluster);
     server
         .rt
         .block_on(server.app.ingest(vec![model::Update::Upsert(t)]))

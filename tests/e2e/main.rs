@@ -15,5 +15,7 @@ mod dns_rules;
 mod ecs_aws;
 mod ecs_watch;
 mod fixture;
+mod health;
+mod same_az;
 mod static_source;
 mod tidy;

@@ -91,7 +91,16 @@ fn dependencies_flow_one_way() {
                 "registry", "dns", "api", "hickory-", "axum", "anyhow", "clap",
             ],
         ),
-        ("dns", &["aws-", "axum", "anyhow", "clap", "ecs", "api"]),
+        (
+            "dns",
+            &["aws-", "axum", "anyhow", "clap", "ecs", "api", "health"],
+        ),
+        (
+            "health",
+            &[
+                "aws-", "hickory-", "axum", "anyhow", "clap", "ecs", "dns", "api", "reqwest",
+            ],
+        ),
         (
             "api",
             &[

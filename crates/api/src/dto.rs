@@ -105,6 +105,54 @@ pub struct Endpoint {
     pub started_at: Option<String>,
     /// ECS version of the state shown.
     pub version: u64,
+    /// The active check, when the service declares one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub check: Option<CheckDto>,
+}
+
+/// An endpoint's active check and its verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckDto {
+    /// The declaration, `tcp:PORT` or `http:PORT/path`.
+    pub spec: String,
+    /// `passing`, `failing`, or `pending` (no verdict yet: not served until it passes).
+    pub status: String,
+    /// The outcome of the probe that decided the verdict (`connected`, `HTTP 500`, ...).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    /// When the verdict last changed, milliseconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub since_ms: Option<u64>,
+    /// Probe interval, milliseconds.
+    pub interval_ms: u64,
+    /// Probe timeout, milliseconds.
+    pub timeout_ms: u64,
+    /// Consecutive passes that bring a failing endpoint back.
+    pub rise: u8,
+    /// Consecutive failures that take a passing endpoint out.
+    pub fall: u8,
+}
+
+impl CheckDto {
+    fn of(view: &TaskView) -> Option<Self> {
+        let check = view.task.check.as_deref()?;
+        let status = match &view.check {
+            None => "pending",
+            Some(c) if c.passing => "passing",
+            Some(_) => "failing",
+        };
+        Some(Self {
+            spec: check.to_string(),
+            status: status.into(),
+            reason: view.check.as_ref().map(|c| c.reason.to_string()),
+            since_ms: view.check.as_ref().map(|c| c.since_ms),
+            interval_ms: check.interval.as_millis() as u64,
+            timeout_ms: check.timeout.as_millis() as u64,
+            rise: check.rise,
+            fall: check.fall,
+        })
+    }
 }
 
 impl Endpoint {
@@ -112,38 +160,39 @@ impl Endpoint {
     pub fn of(view: &TaskView, snapshot: &ServiceSnapshot, zone: &str) -> Self {
         let t: &Task = &view.task;
         Self {
-            task_id: t.id.clone(),
-            task_arn: t.arn.clone(),
+            task_id: t.id().to_string(),
+            task_arn: t.arn.to_string(),
             cluster: snapshot.key.cluster.clone(),
             service: snapshot.key.name.clone(),
             dns_name: format!(
                 "{}.{}.{}.{zone}",
-                t.id.to_ascii_lowercase(),
+                t.id().to_ascii_lowercase(),
                 snapshot.key.name,
                 snapshot.key.cluster
             ),
             state: EndpointState::of(view),
             served: view.served,
-            addresses: t.addresses.clone(),
+            addresses: t.addresses.to_vec(),
             ports: t
                 .ports
                 .iter()
                 .map(|p| PortDto {
-                    name: p.name.clone(),
+                    name: p.name.to_string(),
                     port: p.port,
                     protocol: p.protocol.label().trim_start_matches('_').to_string(),
                 })
                 .collect(),
-            az: t.az.clone(),
+            az: t.az.as_deref().map(str::to_string),
             health: t.health.as_str().to_string(),
             health_checked: t.health_checked,
             last_status: t.last_status.as_str().to_string(),
             desired_status: t.desired_status.as_str().to_string(),
             instance_draining: view.instance_draining,
-            container_instance: t.container_instance.clone(),
-            task_definition: t.task_definition.clone(),
-            started_at: t.started_at.clone(),
+            container_instance: t.container_instance.as_deref().map(str::to_string),
+            task_definition: t.task_definition.as_deref().map(str::to_string),
+            started_at: t.started_at.as_deref().map(str::to_string),
             version: t.version,
+            check: CheckDto::of(view),
         }
     }
 }
@@ -187,13 +236,13 @@ impl ServiceSummary {
             Some(TaskGroup::Service(n)) => ("service", n.clone()),
             Some(TaskGroup::Family(n)) => ("family", n.clone()),
             Some(TaskGroup::Custom(n)) => ("group", n.clone()),
-            None => ("service", snapshot.key.name.clone()),
+            None => ("service", snapshot.key.name.as_str().into()),
         };
         let mut summary = Self {
             cluster: snapshot.key.cluster.clone(),
             service: snapshot.key.name.clone(),
             kind: kind.to_string(),
-            ecs_name,
+            ecs_name: ecs_name.to_string(),
             dns_name: format!("{}.{}.{zone}", snapshot.key.name, snapshot.key.cluster),
             index: snapshot.generation,
             tasks: snapshot.tasks.len(),

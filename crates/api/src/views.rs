@@ -87,12 +87,12 @@ fn detail(s: &Shared, snapshot: &ServiceSnapshot, p: &Params, index: u64) -> Ser
         .filter(|v| !p.passing || EndpointState::of(v) == EndpointState::Passing)
         .filter(|v| {
             p.az.as_ref()
-                .is_none_or(|az| v.task.az.as_ref() == Some(az))
+                .is_none_or(|az| v.task.az.as_deref() == Some(az.as_str()))
         })
         .filter(|v| {
             p.port
                 .as_ref()
-                .is_none_or(|port| v.task.ports.iter().any(|x| x.name == *port))
+                .is_none_or(|port| v.task.ports.iter().any(|x| *x.name == **port))
         })
         .map(|v| Endpoint::of(v, snapshot, &s.zone))
         .collect();
@@ -137,7 +137,7 @@ pub(crate) async fn task(
     let mut found = Vec::new();
     for snapshot in s.registry.services() {
         for view in &snapshot.tasks {
-            if view.task.id == task || view.task.arn == task {
+            if view.task.id() == task || *view.task.arn == *task {
                 found.push(Endpoint::of(view, &snapshot, &s.zone));
             }
         }
@@ -194,7 +194,7 @@ pub(crate) async fn prometheus_sd(
             }
             let t = &view.task;
             for port in &t.ports {
-                if p.port.as_ref().is_some_and(|n| *n != port.name) {
+                if p.port.as_ref().is_some_and(|n| **n != *port.name) {
                     continue;
                 }
                 let targets = t
@@ -214,7 +214,7 @@ pub(crate) async fn prometheus_sd(
                 };
                 label("cluster", &snapshot.key.cluster);
                 label("service", &snapshot.key.name);
-                label("task_id", &t.id);
+                label("task_id", t.id());
                 label("task_arn", &t.arn);
                 label("port_name", &port.name);
                 label("state", &format!("{state:?}").to_ascii_lowercase());

@@ -4,14 +4,15 @@
 //! bytes. Every DNS rule that depends on the query (0x20 case echo, EDNS, truncation, rotation)
 //! is applied here; every rule that depends on the data was applied when it was prepared.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::entry::Rrset;
 use crate::metrics::DnsMetrics;
 use crate::table::AnswerTable;
 use crate::wire::{
-    self, CLASS_IN, Edns, HEADER, OPT_LEN, Query, Rcode, Reject, TYPE_ANY, TYPE_AXFR, TYPE_IXFR,
-    TYPE_MAILA, TYPE_MAILB,
+    self, CLASS_IN, Edns, HEADER, Query, Rcode, Reject, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_MAILA,
+    TYPE_MAILB, TYPE_SRV,
 };
 
 /// Which transport a query came over: it sets the size limit of the answer.
@@ -50,6 +51,11 @@ impl Answerer {
         Self { table, metrics }
     }
 
+    /// Whether any answer depends on the client's address (same-AZ-first is configured).
+    pub fn follows_client_az(&self) -> bool {
+        self.table.zone.az.enabled()
+    }
+
     /// The counters this answerer moves.
     pub fn metrics(&self) -> &Arc<DnsMetrics> {
         &self.metrics
@@ -64,9 +70,25 @@ impl Answerer {
         rotation: usize,
         out: &mut Vec<u8>,
     ) -> Outcome {
+        self.respond_from(query, transport, rotation, None, out)
+    }
+
+    /// [`Answerer::respond`] for a query from `client`: names set to follow the client's AZ
+    /// list the endpoints in the client's AZ first (or only those).
+    pub fn respond_from(
+        &self,
+        query: &[u8],
+        transport: Transport,
+        rotation: usize,
+        client: Option<IpAddr>,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
         out.clear();
         let (qtype, outcome) = match wire::parse(query) {
-            Ok(q) => (Some(q.qtype), self.answer(&q, transport, rotation, out)),
+            Ok(q) => (
+                Some(q.qtype),
+                self.answer(&q, transport, rotation, client, out),
+            ),
             Err(Reject::Drop) => (None, Outcome::Dropped),
             Err(Reject::Error {
                 rcode,
@@ -83,6 +105,7 @@ impl Answerer {
         q: &Query<'_>,
         transport: Transport,
         rotation: usize,
+        client: Option<IpAddr>,
         out: &mut Vec<u8>,
     ) -> Outcome {
         let max_udp = self.table.zone.max_udp_payload.max(512);
@@ -106,7 +129,27 @@ impl Answerer {
             }
         });
         match rrset {
-            Some(rrset) => self.positive(q, &rrset, limit, rotation, out),
+            Some(rrset) => {
+                let az = &self.table.zone.az;
+                let matched = match (rrset.az, client) {
+                    (Some(_), Some(ip)) => {
+                        // A trusted resolver's Client Subnet speaks for its client.
+                        let subnet = q
+                            .edns
+                            .and_then(|e| e.client_subnet)
+                            .filter(|_| az.trusted_forwarders.iter().any(|f| f.contains(ip)));
+                        match subnet {
+                            Some(ecs) => az.client_match(ecs.addr),
+                            None => az.client_match(ip).map(|(i, _)| (i, 0)),
+                        }
+                    }
+                    _ => None,
+                };
+                match matched {
+                    Some(placed) => self.positive_by_az(q, &rrset, limit, rotation, placed, out),
+                    None => self.positive(q, &rrset, limit, rotation, out),
+                }
+            }
             None => {
                 let rcode = if entry.is_some() {
                     Rcode::NoError
@@ -121,10 +164,18 @@ impl Answerer {
 
     /// Appends our OPT when the query had one (RFC 6891: no OPT in, no OPT out); returns the
     /// number of records added.
-    fn push_opt(&self, out: &mut Vec<u8>, edns: Option<Edns>, rcode: Rcode) -> u16 {
+    /// `scope`: how many bits of the client's subnet the answer depends on (Client Subnet).
+    fn push_opt(&self, out: &mut Vec<u8>, edns: Option<Edns>, rcode: Rcode, scope: u8) -> u16 {
         match edns {
             Some(e) => {
-                wire::push_opt(out, self.table.zone.max_udp_payload, rcode, e.dnssec_ok);
+                let ecs = e.client_subnet.map(|c| (c, scope));
+                wire::push_opt(
+                    out,
+                    self.table.zone.max_udp_payload,
+                    rcode,
+                    e.dnssec_ok,
+                    ecs,
+                );
                 1
             }
             None => 0,
@@ -159,7 +210,7 @@ impl Answerer {
     ) -> Outcome {
         wire::push_header(out, q.packet, Rcode::NoError, true, [1, 0, 0, 0]);
         out.extend_from_slice(q.question());
-        let opt = if q.edns.is_some() { OPT_LEN } else { 0 };
+        let opt = wire::opt_len(q.edns);
         let answer = &rrset.answer;
         let base = out.len();
         let truncated = base + answer.bytes.len() + opt > limit;
@@ -190,7 +241,76 @@ impl Answerer {
                 additional += extra.count(idx);
             }
         }
-        additional += self.push_opt(out, q.edns, Rcode::NoError);
+        additional += self.push_opt(out, q.edns, Rcode::NoError, 0);
+        wire::set_count(out, 3, additional);
+        Outcome::Answered {
+            rcode: 0,
+            truncated,
+        }
+    }
+
+    /// A positive answer ordered by AZ (`client_az`: the client's AZ index; `scope`: the
+    /// Client Subnet bits that placed it): the records in the client's AZ first, each group in
+    /// rotated order (or only the client's AZ, when enough of it is served). SRV records of
+    /// other AZs get priority 1, so clients that honour SRV priorities stay in their AZ.
+    fn positive_by_az(
+        &self,
+        q: &Query<'_>,
+        rrset: &Rrset<'_>,
+        limit: usize,
+        rotation: usize,
+        (client_az, scope): (u8, u8),
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        let tags = rrset.az.map(|a| a.tags).unwrap_or_default();
+        let answer = &rrset.answer;
+        let units = answer.len();
+        let same = tags.iter().filter(|t| **t == client_az).count();
+        let only = rrset
+            .az
+            .and_then(|a| a.only_min)
+            .is_some_and(|min| same > 0 && same >= usize::from(min));
+        let first = if units == 0 { 0 } else { rotation % units };
+        let rotated = move |i: usize| (first + i) % units;
+        let in_az = move |idx: &usize| tags.get(*idx) == Some(&client_az);
+        let order = (0..units)
+            .map(rotated)
+            .filter(in_az)
+            .chain((0..units).map(rotated).filter(move |i| !only && !in_az(i)));
+        wire::push_header(out, q.packet, Rcode::NoError, true, [1, 0, 0, 0]);
+        out.extend_from_slice(q.question());
+        let opt = wire::opt_len(q.edns);
+        let size: usize = order.clone().map(|i| answer.unit(i).len()).sum();
+        let truncated = out.len() + size + opt > limit;
+        let mut additional = 0u16;
+        if truncated {
+            wire::set_truncated(out);
+        } else {
+            let mut records = 0u16;
+            for idx in order.clone() {
+                let at = out.len();
+                out.extend_from_slice(answer.unit(idx));
+                // SRV RDATA starts after the 2-byte owner pointer and 10 bytes of type, class,
+                // TTL and length: priority is its first field.
+                if rrset.qtype == TYPE_SRV && !in_az(&idx) && out.len() >= at + 14 {
+                    out[at + 12..at + 14].copy_from_slice(&1u16.to_be_bytes());
+                }
+                records += 1;
+            }
+            wire::set_count(out, 1, records);
+            let extra = &rrset.additional;
+            if extra.len() == units {
+                for idx in order {
+                    let unit = extra.unit(idx);
+                    if out.len() + unit.len() + opt > limit {
+                        break;
+                    }
+                    out.extend_from_slice(unit);
+                    additional += extra.count(idx);
+                }
+            }
+        }
+        additional += self.push_opt(out, q.edns, Rcode::NoError, scope);
         wire::set_count(out, 3, additional);
         Outcome::Answered {
             rcode: 0,
@@ -209,7 +329,7 @@ impl Answerer {
         out.extend_from_slice(&self.table.negative_soa);
         let at = soa_at + self.table.negative_serial_at;
         out[at..at + 4].copy_from_slice(&self.table.serial().to_be_bytes());
-        self.push_opt(out, q.edns, Rcode::NoError);
+        self.push_opt(out, q.edns, Rcode::NoError, 0);
         Outcome::Answered {
             rcode: rcode as u16,
             truncated: false,
@@ -235,7 +355,7 @@ impl Answerer {
         if let Some(end) = question_end {
             out.extend_from_slice(&query[HEADER..end]);
         }
-        self.push_opt(out, edns, rcode);
+        self.push_opt(out, edns, rcode, 0);
         Outcome::Answered {
             rcode: rcode as u16,
             truncated: false,

@@ -35,6 +35,160 @@ pub struct ZoneConfig {
     /// Added to the registry generation to form the SOA serial, so a restart does not move the
     /// serial backwards (the default is the start time in Unix seconds).
     pub serial_base: u32,
+    /// Same-AZ-first answers: which client subnets lie in which AZ, and where it applies.
+    pub az: AzConfig,
+}
+
+/// How a service's A/AAAA/SRV answers follow the asking client's availability zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AzPreference {
+    /// One rotation for everyone.
+    #[default]
+    Off,
+    /// Endpoints in the client's AZ first (SRV: priority 0 for them, 1 for the others).
+    First,
+    /// Only endpoints in the client's AZ when at least `min` of them are served; otherwise as
+    /// [`AzPreference::First`].
+    Only {
+        /// Fewest same-AZ endpoints that may carry the client alone.
+        min: u16,
+    },
+}
+
+impl AzPreference {
+    /// Parses `off`, `first`, or `only:N`.
+    pub fn parse(s: &str) -> Result<Self, DnsError> {
+        let bad = || DnsError::Config(format!("{s:?} is not off, first, or only:N"));
+        match s.trim() {
+            "off" => Ok(Self::Off),
+            "first" => Ok(Self::First),
+            other => {
+                let min = other.strip_prefix("only:").ok_or_else(bad)?;
+                let min: u16 = min.parse().map_err(|_| bad())?;
+                if min == 0 {
+                    return Err(bad());
+                }
+                Ok(Self::Only { min })
+            }
+        }
+    }
+}
+
+/// An IPv4 or IPv6 prefix, `10.0.0.0/24` or `fd00::/64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// Network address (host bits are ignored).
+    pub addr: IpAddr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDR/LEN`, or a bare address as a host prefix.
+    pub fn parse(s: &str) -> Result<Self, DnsError> {
+        let bad = |why: &str| DnsError::Config(format!("{s:?} is not a CIDR prefix: {why}"));
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad("bad address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().map_err(|_| bad("bad length"))?,
+            None => max,
+        };
+        if prefix > max {
+            return Err(bad("length too long"));
+        }
+        Ok(Self { addr, prefix })
+    }
+
+    /// Whether `ip` lies inside (IPv4-mapped IPv6 clients count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Same-AZ-first settings of a zone. Off unless subnets are mapped and a preference is set.
+#[derive(Debug, Clone, Default)]
+pub struct AzConfig {
+    /// Client subnets and the AZ each lies in; the longest matching prefix wins.
+    pub subnets: Vec<(Cidr, String)>,
+    /// The zone-wide preference.
+    pub default: AzPreference,
+    /// Overrides per served name, keyed by `service.cluster` (lower case).
+    pub per_service: HashMap<String, AzPreference>,
+    /// Resolvers whose EDNS Client Subnet option (RFC 7871) is believed: for queries from them
+    /// the option's subnet, not the resolver's address, picks the AZ.
+    pub trusted_forwarders: Vec<Cidr>,
+}
+
+impl AzConfig {
+    /// The index of an AZ among the mapped ones (1-based, in order of first mention); 0 for an
+    /// AZ no client subnet lies in (it can never be a client's).
+    pub fn index_of(&self, az: Option<&str>) -> u8 {
+        let Some(az) = az else { return 0 };
+        let mut seen: Vec<&str> = Vec::new();
+        for (_, name) in &self.subnets {
+            if !seen.contains(&name.as_str()) {
+                seen.push(name);
+            }
+            if name.eq_ignore_ascii_case(az) {
+                return u8::try_from(seen.len()).unwrap_or(0);
+            }
+        }
+        0
+    }
+
+    /// The AZ index of a client address and the length of the mapped prefix that placed it
+    /// (the longest that contains it); `None` for an unmapped client.
+    pub fn client_match(&self, ip: IpAddr) -> Option<(u8, u8)> {
+        self.subnets
+            .iter()
+            .filter(|(net, _)| net.contains(ip))
+            .max_by_key(|(net, _)| net.prefix)
+            .map(|(net, az)| (self.index_of(Some(az)), net.prefix))
+            .filter(|(i, _)| *i != 0)
+    }
+
+    /// Whether any name can follow the client's AZ (checked once per query before the lookup).
+    pub fn enabled(&self) -> bool {
+        !self.subnets.is_empty()
+            && (self.default != AzPreference::Off
+                || self.per_service.values().any(|p| *p != AzPreference::Off))
+    }
+
+    /// The preference of one served name.
+    pub fn preference(&self, service: &str) -> AzPreference {
+        self.per_service
+            .get(service)
+            .copied()
+            .unwrap_or(self.default)
+    }
 }
 
 impl ZoneConfig {
@@ -64,6 +218,7 @@ impl ZoneConfig {
             expire: 86_400,
             max_udp_payload: 1232,
             serial_base,
+            az: AzConfig::default(),
         })
     }
 }
@@ -76,4 +231,39 @@ pub(crate) fn parse_name(name: &str) -> Result<Name, DnsError> {
     })?;
     parsed.set_fqdn(true);
     Ok(parsed.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_and_preferences() {
+        let net = Cidr::parse("10.0.64.0/18").unwrap();
+        assert!(net.contains("10.0.100.7".parse().unwrap()));
+        assert!(!net.contains("10.0.128.1".parse().unwrap()));
+        assert!(
+            net.contains("::ffff:10.0.64.1".parse().unwrap()),
+            "v4-mapped client"
+        );
+        assert!(!net.contains("fd00::1".parse().unwrap()));
+        let v6 = Cidr::parse("fd00:1::/32").unwrap();
+        assert!(v6.contains("fd00:1:ffff::9".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert_eq!(Cidr::parse("10.1.2.3").unwrap().prefix, 32);
+        for bad in ["10.0.0.0/33", "nope/8", "10.0.0.0/x"] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            AzPreference::parse("only:2").unwrap(),
+            AzPreference::Only { min: 2 }
+        );
+        assert_eq!(AzPreference::parse("first").unwrap(), AzPreference::First);
+        assert!(AzPreference::parse("only:0").is_err());
+        assert!(AzPreference::parse("sometimes").is_err());
+    }
 }

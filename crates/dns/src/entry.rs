@@ -8,8 +8,13 @@
 //! Layout (integers little-endian):
 //! - `u8` number of RRsets R, then R headers of 10 bytes: `qtype u16`, `serial_at u32`
 //!   (`u32::MAX`: none), `offset u32` of the RRset's body.
-//! - A body is two unit lists, answer then additional. A unit list is `n u32`, `records u32`,
-//!   `n + 1` bounds (`u32`, offsets into its bytes), `n` record counts (`u16`), then the bytes.
+//! - A body is two unit lists, answer then additional. A unit list is `flags u8`, `n`, then
+//!   (only when flag [`COUNTS`]) `records u32` and `n` record counts (`u16`), then `n` unit ends
+//!   (offsets into its bytes; the first unit starts at 0), then the bytes. `n` and the ends are
+//!   `u16`, or `u32` with flag [`WIDE`]. Most lists are one or a few single-record units (a task's
+//!   A record, an empty additional section), where this costs 3 to 5 bytes instead of 12 to 18.
+//! - After the two lists, the RRset's AZ tags: `u8` mode (0: none; 1: same-AZ first; 2: same-AZ
+//!   only, with `min u16` after it), then one AZ index (`u8`) per answer unit.
 
 /// Everything served at one name. No RRsets: the name exists but holds no data (an empty
 /// non-terminal, or a service with nothing to serve): NODATA, never NXDOMAIN.
@@ -27,6 +32,17 @@ pub(crate) struct RrsetParts {
     pub(crate) additional: Vec<(Vec<u8>, u16)>,
     /// Offset of the SOA serial inside the answer bytes (the apex SOA), patched per query.
     pub(crate) serial_at: Option<usize>,
+    /// Per answer record, the index of its AZ (0: unknown), for same-AZ-first answers.
+    pub(crate) azs: Option<AzTags>,
+}
+
+/// How one RRset follows the client's AZ, and the AZ of each of its records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct AzTags {
+    /// `Some(min)`: only same-AZ records when at least `min` exist; `None`: same-AZ first.
+    pub(crate) only_min: Option<u16>,
+    /// AZ index per answer unit; index 0 never matches a client.
+    pub(crate) tags: Vec<u8>,
 }
 
 const HEADER: usize = 10;
@@ -45,17 +61,35 @@ fn push_u32(out: &mut Vec<u8>, v: usize) {
     out.extend_from_slice(&(v as u32).to_le_bytes());
 }
 
+/// Unit list flag: `n` and the unit ends are `u32` (the list's bytes exceed `u16`).
+const WIDE: u8 = 1;
+/// Unit list flag: record counts follow (some unit holds other than one record).
+const COUNTS: u8 = 2;
+
 fn push_units(out: &mut Vec<u8>, units: &[(Vec<u8>, u16)]) {
-    push_u32(out, units.len());
-    push_u32(out, units.iter().map(|(_, c)| usize::from(*c)).sum());
+    let total: usize = units.iter().map(|(b, _)| b.len()).sum();
+    let wide = total > usize::from(u16::MAX) || units.len() > usize::from(u16::MAX);
+    let counts = units.iter().any(|(_, c)| *c != 1);
+    let flags = if wide { WIDE } else { 0 } | if counts { COUNTS } else { 0 };
+    out.push(flags);
+    let push = |out: &mut Vec<u8>, v: usize| {
+        if wide {
+            push_u32(out, v);
+        } else {
+            out.extend_from_slice(&(v as u16).to_le_bytes());
+        }
+    };
+    push(out, units.len());
+    if counts {
+        push_u32(out, units.iter().map(|(_, c)| usize::from(*c)).sum());
+        for (_, count) in units {
+            out.extend_from_slice(&count.to_le_bytes());
+        }
+    }
     let mut at = 0;
-    push_u32(out, 0);
     for (bytes, _) in units {
         at += bytes.len();
-        push_u32(out, at);
-    }
-    for (_, count) in units {
-        out.extend_from_slice(&count.to_le_bytes());
+        push(out, at);
     }
     for (bytes, _) in units {
         out.extend_from_slice(bytes);
@@ -72,6 +106,18 @@ impl NameEntry {
             let body = out.len();
             push_units(&mut out, &rrset.answer);
             push_units(&mut out, &rrset.additional);
+            match &rrset.azs {
+                None => out.push(0),
+                Some(az) => {
+                    out.push(if az.only_min.is_some() { 2 } else { 1 });
+                    out.extend_from_slice(&az.only_min.unwrap_or(0).to_le_bytes());
+                    out.extend(az.tags.iter().take(rrset.answer.len()));
+                    out.resize(
+                        out.len() + rrset.answer.len().saturating_sub(az.tags.len()),
+                        0,
+                    );
+                }
+            }
             let serial = rrset.serial_at.map_or(u32::MAX, |s| s as u32);
             let h = 1 + i * HEADER;
             out[h..h + 2].copy_from_slice(&rrset.qtype.to_le_bytes());
@@ -95,12 +141,20 @@ impl NameEntry {
             let serial = u32_at(p, h + 2);
             let body = u32_at(p, h + 6);
             let (answer, next) = Units::read(p, body);
-            let (additional, _) = Units::read(p, next);
+            let (additional, next) = Units::read(p, next);
+            let az = match p.get(next).copied().unwrap_or(0) {
+                0 => None,
+                mode => Some(AzView {
+                    only_min: (mode == 2).then(|| u16_at(p, next + 1)),
+                    tags: p.get(next + 3..next + 3 + answer.len()).unwrap_or_default(),
+                }),
+            };
             Rrset {
                 qtype: u16_at(p, h),
                 serial_at: (serial != u32::MAX as usize).then_some(serial),
                 answer,
                 additional,
+                az,
             }
         })
     }
@@ -116,6 +170,17 @@ pub(crate) struct Rrset<'a> {
     pub(crate) additional: Units<'a>,
     /// Offset of the SOA serial inside the answer bytes.
     pub(crate) serial_at: Option<usize>,
+    /// AZ tags, when the RRset follows the client's AZ.
+    pub(crate) az: Option<AzView<'a>>,
+}
+
+/// The AZ tags of one RRset, read in place.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AzView<'a> {
+    /// See [`AzTags::only_min`].
+    pub(crate) only_min: Option<u16>,
+    /// One AZ index per answer unit.
+    pub(crate) tags: &'a [u8],
 }
 
 /// Position-independent records, one unit after another. A unit is one record in an answer
@@ -124,7 +189,10 @@ pub(crate) struct Rrset<'a> {
 pub(crate) struct Units<'a> {
     n: usize,
     records: usize,
-    bounds: &'a [u8],
+    /// Width of `n` and of each unit end: 2 or 4 bytes.
+    width: usize,
+    ends: &'a [u8],
+    /// Empty when every unit holds one record.
     counts: &'a [u8],
     /// Concatenated wire bytes of every unit.
     pub(crate) bytes: &'a [u8],
@@ -133,18 +201,36 @@ pub(crate) struct Units<'a> {
 impl<'a> Units<'a> {
     /// Reads a unit list at `at`; returns it and where the next one starts.
     fn read(p: &'a [u8], at: usize) -> (Self, usize) {
-        let n = u32_at(p, at);
-        let records = u32_at(p, at + 4);
-        let bounds_at = at + 8;
-        let counts_at = bounds_at + 4 * (n + 1);
-        let bytes_at = counts_at + 2 * n;
-        let len = u32_at(p, bounds_at + 4 * n);
+        let flags = p.get(at).copied().unwrap_or(0);
+        let width = if flags & WIDE != 0 { 4 } else { 2 };
+        let word = |at: usize| {
+            if width == 4 {
+                u32_at(p, at)
+            } else {
+                usize::from(u16_at(p, at))
+            }
+        };
+        let n = word(at + 1);
+        let mut next = at + 1 + width;
+        let (records, counts_at) = if flags & COUNTS != 0 {
+            (u32_at(p, next), next + 4)
+        } else {
+            (n, next)
+        };
+        next = counts_at;
+        if flags & COUNTS != 0 {
+            next += 2 * n;
+        }
+        let ends_at = next;
+        let bytes_at = ends_at + width * n;
+        let len = if n == 0 { 0 } else { word(bytes_at - width) };
         let slice = |from: usize, to: usize| p.get(from..to).unwrap_or_default();
         let units = Self {
             n,
             records,
-            bounds: slice(bounds_at, counts_at),
-            counts: slice(counts_at, bytes_at),
+            width,
+            ends: slice(ends_at, bytes_at),
+            counts: slice(counts_at, ends_at),
             bytes: slice(bytes_at, bytes_at + len),
         };
         (units, bytes_at + len)
@@ -162,11 +248,22 @@ impl<'a> Units<'a> {
 
     /// Where unit `i` starts in [`Units::bytes`] (`i == len()`: the end).
     pub(crate) fn bound(&self, i: usize) -> usize {
-        u32_at(self.bounds, 4 * i)
+        if i == 0 {
+            return 0;
+        }
+        let at = self.width * (i - 1);
+        if self.width == 4 {
+            u32_at(self.ends, at)
+        } else {
+            usize::from(u16_at(self.ends, at))
+        }
     }
 
     /// Records in unit `i`.
     pub(crate) fn count(&self, i: usize) -> u16 {
+        if self.counts.is_empty() {
+            return u16::from(i < self.n);
+        }
         u16_at(self.counts, 2 * i)
     }
 
@@ -190,12 +287,14 @@ mod tests {
                 answer: vec![(vec![1, 2, 3], 1), (vec![4], 1)],
                 additional: vec![(vec![9, 9], 2), (vec![], 0)],
                 serial_at: None,
+                azs: None,
             },
             RrsetParts {
                 qtype: 6,
                 answer: vec![(vec![7; 30], 1)],
                 additional: vec![],
                 serial_at: Some(10),
+                azs: None,
             },
         ]);
         let sets: Vec<Rrset<'_>> = entry.rrsets().collect();
@@ -218,5 +317,63 @@ mod tests {
         assert!(NameEntry::default().is_empty());
         assert_eq!(NameEntry::default().rrsets().count(), 0);
         assert!(NameEntry::new(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn compact_and_wide_lists() {
+        let big: Vec<(Vec<u8>, u16)> = (0..3000u16).map(|i| (vec![i as u8; 30], 1)).collect();
+        let entry = NameEntry::new(vec![
+            RrsetParts {
+                qtype: 1,
+                answer: vec![(vec![5; 16], 1)],
+                additional: vec![],
+                serial_at: None,
+                azs: None,
+            },
+            RrsetParts {
+                qtype: 33,
+                answer: big.clone(),
+                additional: vec![(vec![1; 70_000], 3), (vec![2], 1)],
+                serial_at: None,
+                azs: None,
+            },
+        ]);
+        let sets: Vec<Rrset<'_>> = entry.rrsets().collect();
+        let a = sets[0];
+        assert_eq!(
+            (a.answer.len(), a.answer.records(), a.answer.count(0)),
+            (1, 1, 1)
+        );
+        assert_eq!(a.answer.unit(0), &[5; 16]);
+        assert_eq!((a.additional.len(), a.additional.records()), (0, 0));
+        let alone = NameEntry::new(vec![RrsetParts {
+            qtype: 1,
+            answer: vec![(vec![5; 16], 1)],
+            ..RrsetParts::default()
+        }]);
+        // Count, header, then flags + n (u16) + one end (u16) + 16 bytes, an empty list, and
+        // the AZ mode byte.
+        assert_eq!(alone.packed.len(), 1 + HEADER + 5 + 16 + 3 + 1);
+        assert!(alone.rrsets().next().unwrap().az.is_none());
+        let tagged = NameEntry::new(vec![RrsetParts {
+            qtype: 1,
+            answer: vec![(vec![1], 1), (vec![2], 1)],
+            azs: Some(AzTags {
+                only_min: Some(2),
+                tags: vec![3, 1],
+            }),
+            ..RrsetParts::default()
+        }]);
+        let az = tagged.rrsets().next().unwrap().az.unwrap();
+        assert_eq!((az.only_min, az.tags), (Some(2), &[3u8, 1][..]));
+        let srv = sets[1];
+        assert_eq!((srv.answer.len(), srv.answer.records()), (3000, 3000));
+        for (i, (bytes, _)) in big.iter().enumerate() {
+            assert_eq!(srv.answer.unit(i), &bytes[..], "unit {i}");
+        }
+        assert_eq!(srv.additional.records(), 4);
+        assert_eq!((srv.additional.count(0), srv.additional.count(1)), (3, 1));
+        assert_eq!(srv.additional.unit(0).len(), 70_000);
+        assert_eq!(srv.additional.unit(1), &[2]);
     }
 }

@@ -23,7 +23,7 @@ mod table;
 mod wire;
 
 pub use answer::{Answerer, Outcome, Transport};
-pub use config::ZoneConfig;
+pub use config::{AzConfig, AzPreference, Cidr, ZoneConfig};
 pub use metrics::{DnsMetrics, LatencySnapshot, MetricsSnapshot};
 pub use server::{DnsServer, ServerConfig, bind_udp_tcp};
 pub use table::AnswerTable;
@@ -51,6 +51,9 @@ pub enum DnsError {
         /// Encoder's message.
         reason: String,
     },
+    /// A setting is out of range or unreadable.
+    #[error("invalid DNS setting: {0}")]
+    Config(String),
     /// Binding or configuring a socket failed.
     #[error("socket {addr}: {source}")]
     Socket {

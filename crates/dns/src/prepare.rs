@@ -12,10 +12,10 @@ use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use model::{Task, port_label};
-use registry::ServiceSnapshot;
+use registry::{ServiceSnapshot, TaskView};
 
-use crate::entry::{NameEntry, RrsetParts};
-use crate::{DnsError, ZoneConfig};
+use crate::entry::{AzTags, NameEntry, RrsetParts};
+use crate::{AzPreference, DnsError, ZoneConfig};
 
 /// Encodes one record positioned after a question for `qname`.
 fn encode(qname: &Name, owner: &Name, ttl: u32, rdata: &RData) -> Result<Vec<u8>, DnsError> {
@@ -54,8 +54,9 @@ pub(crate) struct Preparer<'a> {
 /// What one owner name holds while a service is being prepared.
 #[derive(Default)]
 struct Pending {
-    /// qtype -> records (owner = this name), plus additional units per record.
-    rrsets: BTreeMap<u16, Vec<(RData, Option<Name>)>>,
+    /// qtype -> records (owner = this name), each with the target whose addresses go in the
+    /// additional section and the index of its task's AZ (0: unknown).
+    rrsets: BTreeMap<u16, Vec<(RData, Option<Name>, u8)>>,
 }
 
 impl Preparer<'_> {
@@ -87,7 +88,8 @@ impl Preparer<'_> {
         (v4, v6)
     }
 
-    fn txt(task: &Task) -> RData {
+    fn txt(view: &TaskView) -> RData {
+        let task = &view.task;
         let mut strings = vec![
             format!("status={}", task.last_status.as_str()),
             format!("desired={}", task.desired_status.as_str()),
@@ -98,6 +100,17 @@ impl Preparer<'_> {
         }
         if let Some(td) = &task.task_definition {
             strings.push(format!("taskdef={}", td.rsplit('/').next().unwrap_or(td)));
+        }
+        if let Some(check) = &task.check {
+            let verdict = match &view.check {
+                None => "pending",
+                Some(c) if c.passing => "passing",
+                Some(_) => "failing",
+            };
+            strings.push(format!("check={check} {verdict}"));
+            if let Some(c) = view.check.as_ref().filter(|c| !c.passing) {
+                strings.push(format!("check_reason={}", c.reason));
+            }
         }
         strings.push(format!("version={}", task.version));
         strings.retain(|s| s.len() <= 255);
@@ -117,12 +130,14 @@ impl Preparer<'_> {
             .get(&key.to_string())
             .copied()
             .unwrap_or(self.zone.ttl);
+        let preference = self.zone.az.preference(&key.to_string());
         let service = self.name(&[&key.name, &key.cluster])?;
         let mut names: BTreeMap<Name, Pending> = BTreeMap::new();
         names.entry(service.clone()).or_default();
         let mut additional: BTreeMap<Name, Vec<RData>> = BTreeMap::new();
-        for task in snapshot.served() {
-            let Ok(id) = model::dns_label(&task.id) else {
+        for view in snapshot.served_views() {
+            let task = view.task.as_ref();
+            let Ok(id) = model::dns_label(task.id()) else {
                 continue;
             };
             if id.starts_with('_') {
@@ -136,17 +151,18 @@ impl Preparer<'_> {
                         reason: e.to_string(),
                     })?;
             let (v4, v6) = Self::address_rdata(task);
+            let az = self.zone.az.index_of(task.az.as_deref());
             let own = names.entry(task_name.clone()).or_default();
             for rdata in v4.iter().chain(&v6) {
                 own.rrsets
                     .entry(u16::from(rdata.record_type()))
                     .or_default()
-                    .push((rdata.clone(), None));
+                    .push((rdata.clone(), None, 0));
             }
             own.rrsets
                 .entry(u16::from(RecordType::TXT))
                 .or_default()
-                .push((Self::txt(task), None));
+                .push((Self::txt(view), None, 0));
             additional.insert(task_name.clone(), v4.iter().chain(&v6).cloned().collect());
             let svc = names.entry(service.clone()).or_default();
             for rdata in v4.iter().chain(&v6) {
@@ -154,8 +170,8 @@ impl Preparer<'_> {
                     .rrsets
                     .entry(u16::from(rdata.record_type()))
                     .or_default();
-                if !set.iter().any(|(r, _)| r == rdata) {
-                    set.push((rdata.clone(), None));
+                if !set.iter().any(|(r, _, _)| r == rdata) {
+                    set.push((rdata.clone(), None, az));
                 }
             }
             for (i, port) in task.ports.iter().enumerate() {
@@ -167,7 +183,7 @@ impl Preparer<'_> {
                         .rrsets
                         .entry(u16::from(RecordType::SRV))
                         .or_default()
-                        .push((srv.clone(), Some(task_name.clone())));
+                        .push((srv.clone(), Some(task_name.clone()), az));
                 }
                 let Ok(plabel) = port_label(&port.name) else {
                     continue;
@@ -187,7 +203,7 @@ impl Preparer<'_> {
                     .rrsets
                     .entry(u16::from(RecordType::SRV))
                     .or_default()
-                    .push((srv, Some(task_name.clone())));
+                    .push((srv, Some(task_name.clone()), az));
             }
         }
         let mut out = Vec::with_capacity(names.len());
@@ -196,7 +212,7 @@ impl Preparer<'_> {
             for (qtype, records) in pending.rrsets {
                 let mut answer = Vec::with_capacity(records.len());
                 let mut extra = Vec::new();
-                for (rdata, target) in &records {
+                for (rdata, target, _) in &records {
                     answer.push((encode(&name, &name, ttl, rdata)?, 1));
                     if let Some(target) = target {
                         let mut unit = Vec::new();
@@ -207,11 +223,23 @@ impl Preparer<'_> {
                         extra.push((unit, addrs.len() as u16));
                     }
                 }
+                // Task names hold one task: only the shared names follow the client's AZ.
+                let azs = match preference {
+                    _ if records.iter().all(|(_, _, az)| *az == 0) => None,
+                    AzPreference::Off => None,
+                    AzPreference::First => Some(None),
+                    AzPreference::Only { min } => Some(Some(min)),
+                }
+                .map(|only_min| AzTags {
+                    only_min,
+                    tags: records.iter().map(|(_, _, az)| *az).collect(),
+                });
                 rrsets.push(RrsetParts {
                     qtype,
                     answer,
                     additional: extra,
                     serial_at: None,
+                    azs,
                 });
             }
             out.push((name, NameEntry::new(rrsets)));
@@ -247,12 +275,14 @@ impl Preparer<'_> {
                     answer: vec![(soa, 1)],
                     additional: Vec::new(),
                     serial_at: Some(serial_at),
+                    azs: None,
                 },
                 RrsetParts {
                     qtype: u16::from(RecordType::NS),
                     answer: vec![(encode(origin, origin, self.zone.soa_ttl, &ns)?, 1)],
                     additional: Vec::new(),
                     serial_at: None,
+                    azs: None,
                 },
             ]),
         )];
@@ -277,6 +307,7 @@ impl Preparer<'_> {
                     answer,
                     additional: Vec::new(),
                     serial_at: None,
+                    azs: None,
                 })
                 .collect();
             entries.push((ns_name.clone(), NameEntry::new(rrsets)));

@@ -140,9 +140,10 @@ fn guarded(
     query: &[u8],
     transport: Transport,
     rotation: usize,
+    client: Option<std::net::IpAddr>,
     out: &mut Vec<u8>,
 ) -> crate::Outcome {
-    let run = || answerer.respond(query, transport, rotation, out);
+    let run = || answerer.respond_from(query, transport, rotation, client, out);
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(outcome) => outcome,
         Err(_) => {
@@ -150,6 +151,14 @@ fn guarded(
             crate::Outcome::Dropped
         }
     }
+}
+
+fn peer_ip(peer: &nix::sys::socket::SockaddrStorage) -> Option<std::net::IpAddr> {
+    if let Some(v4) = peer.as_sockaddr_in() {
+        return Some(std::net::IpAddr::V4(v4.ip()));
+    }
+    peer.as_sockaddr_in6()
+        .map(|v6| std::net::IpAddr::V6(v6.ip()))
 }
 
 /// Queries read (and answers sent) per system call.
@@ -174,6 +183,7 @@ fn udp_worker(socket: &UdpSocket, answerer: &Answerer, stop: &AtomicBool, seed: 
     let mut peers: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
     let mut ready: Vec<usize> = Vec::with_capacity(BATCH);
     let mut rotation = seed;
+    let by_az = answerer.follows_client_az();
     while !stop.load(Ordering::Relaxed) {
         received.clear();
         {
@@ -205,9 +215,20 @@ fn udp_worker(socket: &UdpSocket, answerer: &Answerer, stop: &AtomicBool, seed: 
         for (i, (len, peer)) in received.iter().enumerate() {
             rotation = rotation.wrapping_add(1);
             let query = &queries[i][..(*len).min(MAX_QUERY)];
-            if let crate::Outcome::Answered { .. } =
-                guarded(answerer, query, Transport::Udp, rotation, &mut answers[i])
-                && peer.is_some()
+            // The client's address matters only where answers follow its AZ.
+            let client = if by_az {
+                peer.as_ref().and_then(peer_ip)
+            } else {
+                None
+            };
+            if let crate::Outcome::Answered { .. } = guarded(
+                answerer,
+                query,
+                Transport::Udp,
+                rotation,
+                client,
+                &mut answers[i],
+            ) && peer.is_some()
             {
                 ready.push(i);
                 peers.push(*peer);
@@ -302,6 +323,7 @@ async fn tcp_connection(
     let mut query = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
     let mut rotation = TCP_ROTATION.fetch_add(7, Ordering::Relaxed);
+    let client = stream.peer_addr().ok().map(|a| a.ip());
     loop {
         let mut len = [0u8; 2];
         let read_len = tokio::select! {
@@ -328,7 +350,8 @@ async fn tcp_connection(
         }
         let received_at = std::time::Instant::now();
         rotation = rotation.wrapping_add(1);
-        if guarded(answerer, &query, Transport::Tcp, rotation, &mut out) == crate::Outcome::Dropped
+        if guarded(answerer, &query, Transport::Tcp, rotation, client, &mut out)
+            == crate::Outcome::Dropped
         {
             continue;
         }

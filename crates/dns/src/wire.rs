@@ -7,6 +7,7 @@ pub(crate) const HEADER: usize = 12;
 /// Length of the OPT record we append.
 pub(crate) const OPT_LEN: usize = 11;
 
+pub(crate) const TYPE_SRV: u16 = 33;
 pub(crate) const TYPE_OPT: u16 = 41;
 pub(crate) const TYPE_IXFR: u16 = 251;
 pub(crate) const TYPE_AXFR: u16 = 252;
@@ -33,6 +34,76 @@ pub(crate) struct Edns {
     pub(crate) payload: u16,
     pub(crate) version: u8,
     pub(crate) dnssec_ok: bool,
+    /// The EDNS Client Subnet option (RFC 7871), when the query carried a well-formed one.
+    pub(crate) client_subnet: Option<ClientSubnet>,
+}
+
+/// EDNS Client Subnet, as a resolver sends it on behalf of its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientSubnet {
+    /// 1: IPv4, 2: IPv6.
+    pub(crate) family: u16,
+    /// Significant leading bits of `addr`.
+    pub(crate) source: u8,
+    /// The client's subnet (bits past `source` are zero).
+    pub(crate) addr: std::net::IpAddr,
+}
+
+/// EDNS option code of Client Subnet.
+const OPTION_ECS: u16 = 8;
+
+impl ClientSubnet {
+    /// Reads an ECS option body; `None` when malformed (then it is ignored, not trusted).
+    fn parse(body: &[u8]) -> Option<Self> {
+        let family = u16_at(body, 0)?;
+        let source = *body.get(2)?;
+        let addr = body.get(4..)?;
+        let (max, width) = match family {
+            1 => (32, 4),
+            2 => (128, 16),
+            _ => return None,
+        };
+        if source > max || addr.len() != usize::from(source).div_ceil(8) {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        bytes[..addr.len()].copy_from_slice(addr);
+        let addr = if width == 4 {
+            std::net::IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]])
+        } else {
+            std::net::IpAddr::from(bytes)
+        };
+        Some(Self {
+            family,
+            source,
+            addr,
+        })
+    }
+
+    /// Bytes of the option as echoed with `scope` (RFC 7871 7.2.1).
+    fn option_len(&self) -> usize {
+        4 + 4 + usize::from(self.source).div_ceil(8)
+    }
+}
+
+fn client_subnet(mut options: &[u8]) -> Option<ClientSubnet> {
+    while let (Some(code), Some(len)) = (u16_at(options, 0), u16_at(options, 2)) {
+        let end = 4 + usize::from(len);
+        let body = options.get(4..end)?;
+        if code == OPTION_ECS {
+            return ClientSubnet::parse(body);
+        }
+        options = &options[end..];
+    }
+    None
+}
+
+/// Length of our OPT record in a response to a query with `edns`.
+pub(crate) fn opt_len(edns: Option<Edns>) -> usize {
+    match edns {
+        None => 0,
+        Some(e) => OPT_LEN + e.client_subnet.map_or(0, |c| c.option_len()),
+    }
 }
 
 /// A query that parsed. `key` holds the lower-cased wire name, the table's lookup key.
@@ -218,6 +289,7 @@ pub(crate) fn parse(p: &[u8]) -> Result<Query<'_>, Reject> {
                 payload: class,
                 version: (ttl >> 16) as u8,
                 dnssec_ok: ttl & 0x8000 != 0,
+                client_subnet: client_subnet(&p[rdata..rdata_end]),
             });
         }
         at = end;
@@ -243,8 +315,15 @@ fn options_well_formed(mut options: &[u8]) -> bool {
 }
 
 /// Appends our OPT record: our payload size, the extended rcode bits, version 0, DO echoed
-/// (RFC 3225), every other flag clear, no options.
-pub(crate) fn push_opt(out: &mut Vec<u8>, payload: u16, rcode: Rcode, dnssec_ok: bool) {
+/// (RFC 3225), every other flag clear; no options but Client Subnet, echoed with the scope
+/// the answer depends on (RFC 7871 7.2.1: 0 when it does not depend on the subnet).
+pub(crate) fn push_opt(
+    out: &mut Vec<u8>,
+    payload: u16,
+    rcode: Rcode,
+    dnssec_ok: bool,
+    client_subnet: Option<(ClientSubnet, u8)>,
+) {
     out.push(0);
     out.extend_from_slice(&TYPE_OPT.to_be_bytes());
     out.extend_from_slice(&payload.to_be_bytes());
@@ -252,7 +331,23 @@ pub(crate) fn push_opt(out: &mut Vec<u8>, payload: u16, rcode: Rcode, dnssec_ok:
     out.push(0);
     out.push(if dnssec_ok { 0x80 } else { 0 });
     out.push(0);
-    out.extend_from_slice(&[0, 0]);
+    match client_subnet {
+        None => out.extend_from_slice(&[0, 0]),
+        Some((ecs, scope)) => {
+            let len = ecs.option_len();
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+            out.extend_from_slice(&OPTION_ECS.to_be_bytes());
+            out.extend_from_slice(&((len - 4) as u16).to_be_bytes());
+            out.extend_from_slice(&ecs.family.to_be_bytes());
+            out.push(ecs.source);
+            out.push(scope.min(ecs.source));
+            let n = usize::from(ecs.source).div_ceil(8);
+            match ecs.addr {
+                std::net::IpAddr::V4(a) => out.extend_from_slice(&a.octets()[..n]),
+                std::net::IpAddr::V6(a) => out.extend_from_slice(&a.octets()[..n]),
+            }
+        }
+    }
 }
 
 /// Writes a response header. `aa` for answers from our zone.

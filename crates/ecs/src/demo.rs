@@ -407,6 +407,7 @@ impl TaskContext for Simulator {
                 })
                 .collect(),
             health_checked: kind.health_checked(),
+            check: None,
         })
     }
 }

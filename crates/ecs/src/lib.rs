@@ -22,7 +22,8 @@ pub mod watcher;
 pub use event::{DecodeError, Event, InstanceEvent, TaskEvent, decode};
 pub use lookups::LookupStats;
 pub use translate::{
-    ClusterMap, DecodeStats, Decoder, PortMapping, TaskContext, TaskDefinitionInfo,
+    CHECK_LABEL, ClusterMap, DecodeStats, Decoder, PortMapping, TaskContext, TaskDefinitionInfo,
+    check_from_labels,
 };
 pub use watcher::{Batch, ClusterConfig, Sink, WatchConfig, Watcher};
 

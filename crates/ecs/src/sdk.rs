@@ -7,6 +7,9 @@ use model::Protocol;
 use serde_json::Map;
 
 use crate::event::{Attachment, Binding, Container, Detail, NetworkInterface, TaskEvent};
+use std::sync::Arc;
+
+use crate::translate::check_from_labels;
 use crate::{PortMapping, TaskDefinitionInfo};
 
 /// A DescribeTasks task as the detail of a task state change event. `None` without an ARN.
@@ -75,8 +78,25 @@ pub(crate) fn task_definition(td: &ecs::TaskDefinition) -> TaskDefinitionInfo {
     let mut info = TaskDefinitionInfo::default();
     for c in td.container_definitions() {
         let name = c.name().unwrap_or_default();
-        if c.health_check().is_some() && c.essential().unwrap_or(true) {
+        let essential = c.essential().unwrap_or(true);
+        if c.health_check().is_some() && essential {
             info.health_checked = true;
+        }
+        if essential && info.check.is_none() {
+            let labels = c
+                .docker_labels()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str()));
+            match check_from_labels(labels) {
+                Ok(check) => info.check = check.map(Arc::new),
+                Err(e) => tracing::warn!(
+                    task_definition = td.task_definition_arn().unwrap_or_default(),
+                    container = name,
+                    error = %e,
+                    "invalid active check label: the tasks are served on ECS health alone"
+                ),
+            }
         }
         for m in c.port_mappings() {
             let Some(port) = m.container_port().and_then(|p| u16::try_from(p).ok()) else {

@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use model::{
-    ContainerInstance, Health, InstanceStatus, Port, Protocol, Task, TaskGroup, TaskStatus, Update,
+    Check, CheckError, ContainerInstance, Health, InstanceStatus, Port, Protocol, Task, TaskGroup,
+    TaskStatus, Update,
 };
 
 use crate::event::{Binding, TaskEvent};
@@ -31,6 +33,33 @@ pub struct TaskDefinitionInfo {
     pub ports: Vec<PortMapping>,
     /// Whether an essential container has a health check (UNKNOWN then means not yet healthy).
     pub health_checked: bool,
+    /// The active check its containers declare in `dockerLabels` (see [`check_from_labels`]).
+    pub check: Option<Arc<Check>>,
+}
+
+/// Docker label that declares a service's active check: `tcp:PORT` or `http:PORT/path`.
+pub const CHECK_LABEL: &str = "ecsdns.check";
+
+/// Reads an active check from a container's docker labels: [`CHECK_LABEL`] plus optional
+/// `ecsdns.check.interval`, `.timeout`, `.rise`, `.fall`. Labels live in the task definition,
+/// which every path (events and reconcile) has, unlike task tags, which events do not carry.
+pub fn check_from_labels<'a>(
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Option<Check>, CheckError> {
+    let labels: Vec<(&str, &str)> = labels.into_iter().collect();
+    let Some((_, spec)) = labels.iter().find(|(k, _)| *k == CHECK_LABEL) else {
+        return Ok(None);
+    };
+    let mut check = Check::parse(spec)?;
+    for (key, value) in &labels {
+        if let Some(option) = key
+            .strip_prefix(CHECK_LABEL)
+            .and_then(|rest| rest.strip_prefix('.'))
+        {
+            check.set_option(option, value)?;
+        }
+    }
+    Ok(Some(check))
 }
 
 /// Facts an event does not carry, looked up by the source (caches of ECS/EC2 calls for the
@@ -195,26 +224,21 @@ pub(crate) fn task_update(event: &TaskEvent, cluster: &str, ctx: &dyn TaskContex
         None => health != Health::Unknown,
     };
     Update::Upsert(Task {
-        arn: event.task_arn.clone(),
-        id: event
-            .task_arn
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-        cluster: cluster.to_string(),
+        arn: event.task_arn.as_str().into(),
+        cluster: cluster.into(),
         group: TaskGroup::parse(&event.group),
         version: event.version,
         last_status,
         desired_status: TaskStatus::parse(&event.desired_status),
         health,
         health_checked,
-        addresses: addresses(event, ctx),
-        ports: ports(event, definition.as_ref()),
-        az: event.availability_zone.clone(),
-        task_definition: event.task_definition_arn.clone(),
-        container_instance: event.container_instance_arn.clone(),
-        started_at: event.started_at.clone(),
+        addresses: addresses(event, ctx).into(),
+        ports: ports(event, definition.as_ref()).into(),
+        az: event.availability_zone.as_deref().map(Arc::from),
+        task_definition: event.task_definition_arn.as_deref().map(Arc::from),
+        container_instance: event.container_instance_arn.as_deref().map(Arc::from),
+        started_at: event.started_at.as_deref().map(Arc::from),
+        check: definition.as_ref().and_then(|d| d.check.clone()),
     })
 }
 
@@ -306,7 +330,8 @@ fn ports(event: &TaskEvent, definition: Option<&TaskDefinitionInfo>) -> Vec<Port
                 name: m
                     .name
                     .clone()
-                    .unwrap_or_else(|| m.container_port.to_string()),
+                    .unwrap_or_else(|| m.container_port.to_string())
+                    .into(),
                 port,
                 protocol: m.protocol,
             });
@@ -318,7 +343,7 @@ fn ports(event: &TaskEvent, definition: Option<&TaskDefinitionInfo>) -> Vec<Port
         };
         let proto = protocol(b.protocol.as_deref());
         push(Port {
-            name: name_of(container, cp, proto),
+            name: name_of(container, cp, proto).into(),
             port: hp,
             protocol: proto,
         });

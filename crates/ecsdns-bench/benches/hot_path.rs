@@ -14,30 +14,30 @@ use registry::{Registry, RegistryConfig};
 
 fn task(s: usize, t: usize, version: u64) -> Task {
     Task {
-        arn: format!("arn:aws:ecs:r:1:task/bench/{s}-{t}"),
-        id: format!("t{t:02}"),
+        arn: format!("arn:aws:ecs:r:1:task/bench/{s}/t{t:02}").into(),
         cluster: "bench".into(),
-        group: TaskGroup::Service(format!("svc-{s:05}")),
+        group: TaskGroup::Service(format!("svc-{s:05}").into()),
         version,
         last_status: TaskStatus::Running,
         desired_status: TaskStatus::Running,
         health: Health::Healthy,
         health_checked: true,
-        addresses: vec![IpAddr::V4(Ipv4Addr::new(
+        addresses: Box::new([IpAddr::V4(Ipv4Addr::new(
             10,
             (s / 250) as u8,
             (s % 250) as u8,
             t as u8 + 1,
-        ))],
-        ports: vec![Port {
+        ))]),
+        ports: Box::new([Port {
             name: "http".into(),
             port: 8080,
             protocol: Protocol::Tcp,
-        }],
+        }]),
         az: None,
         task_definition: None,
         container_instance: None,
         started_at: None,
+        check: None,
     }
 }
 

@@ -15,32 +15,32 @@ use crate::data::{CLUSTER, ZONE};
 use crate::load::quantile;
 
 fn task(service: usize, slot: usize, version: u64) -> Task {
-    let id = format!("t{slot:02}");
     Task {
-        arn: format!("arn:aws:ecs:us-east-1:1:task/{CLUSTER}/svc-{service:05}-{id}"),
-        id,
-        cluster: CLUSTER.to_string(),
-        group: TaskGroup::Service(format!("svc-{service:05}")),
+        // Unique per (service, slot), and ending in the task id `tNN`.
+        arn: format!("arn:aws:ecs:us-east-1:1:task/{CLUSTER}/svc-{service:05}/t{slot:02}").into(),
+        cluster: CLUSTER.into(),
+        group: TaskGroup::Service(format!("svc-{service:05}").into()),
         version,
         last_status: TaskStatus::Running,
         desired_status: TaskStatus::Running,
         health: Health::Healthy,
         health_checked: true,
-        addresses: vec![IpAddr::V4(Ipv4Addr::new(
+        addresses: Box::new([IpAddr::V4(Ipv4Addr::new(
             10,
             (service / 250) as u8,
             (service % 250) as u8,
             (version % 250) as u8 + 1,
-        ))],
-        ports: vec![Port {
+        ))]),
+        ports: Box::new([Port {
             name: "http".into(),
             port: 8080,
             protocol: Protocol::Tcp,
-        }],
+        }]),
         az: Some("us-east-1a".into()),
         task_definition: None,
         container_instance: None,
         started_at: None,
+        check: None,
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use dns::{AnswerTable, Answerer, DnsMetrics, DnsServer, ServerConfig, ZoneConfig};
+use dns::{AnswerTable, Answerer, DnsMetrics, DnsServer, ServerConfig};
 use ecs::Batch;
 use model::Update;
 use registry::{Registry, RegistryConfig};
@@ -43,27 +43,6 @@ pub struct App {
     server: DnsServer,
 }
 
-/// Builds the zone configuration from settings.
-pub fn zone_config(settings: &Settings) -> anyhow::Result<ZoneConfig> {
-    let mut zone = ZoneConfig::new(&settings.zone)?;
-    zone.ttl = settings.ttl;
-    zone.negative_ttl = settings.negative_ttl;
-    zone.service_ttl = settings
-        .service_ttl
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), *v))
-        .collect();
-    zone.max_udp_payload = settings.max_udp_payload;
-    if let Some(ns) = &settings.ns_name {
-        zone.ns_name = ZoneConfig::new(ns)?.origin;
-    }
-    zone.ns_addresses = settings.ns_addresses.clone();
-    if zone.ns_addresses.is_empty() && !settings.dns_addr.ip().is_unspecified() {
-        zone.ns_addresses.push(settings.dns_addr.ip());
-    }
-    Ok(zone)
-}
-
 impl App {
     /// Starts everything but the sources. Must run inside a tokio runtime.
     pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
@@ -71,7 +50,7 @@ impl App {
             fail_open: settings.fail_open,
             ..RegistryConfig::default()
         }));
-        let table = Arc::new(AnswerTable::new(zone_config(settings)?)?);
+        let table = Arc::new(AnswerTable::new(crate::zone::zone_config(settings)?)?);
         let dns_metrics = Arc::new(DnsMetrics::default());
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -94,6 +73,14 @@ impl App {
         let (updates, rx) = mpsc::channel::<Batch>(1024);
         tasks.spawn(apply_updates(Arc::clone(&registry), rx, applied_tx));
         tasks.spawn(prune_tombstones(Arc::clone(&registry), stopped.clone()));
+        let health = Arc::new(health::HealthMetrics::default());
+        start_prober(
+            Arc::clone(&registry),
+            updates.clone(),
+            Arc::clone(&health),
+            stopped.clone(),
+            &mut tasks,
+        )?;
         tasks.spawn(report_problems(Arc::clone(&registry), stopped.clone()));
 
         let (udp, tcp) = dns::bind_udp_tcp(settings.dns_addr)?;
@@ -154,6 +141,7 @@ impl App {
                     watcher: watcher.clone(),
                     local: Arc::clone(&local),
                     visible,
+                    health: Arc::clone(&health),
                 };
                 let config = api::ApiConfig {
                     zone: table.zone().origin.to_string(),
@@ -377,6 +365,43 @@ async fn apply_updates(
             let _ = ack.send(generation);
         }
     }
+}
+
+/// Runs the active-check prober on a thread of its own (one core at most, whatever the probe
+/// load, so probing never competes with DNS workers for more than that), forwarding its
+/// verdicts to the applier.
+fn start_prober(
+    registry: Arc<Registry>,
+    updates: mpsc::Sender<Batch>,
+    metrics: Arc<health::HealthMetrics>,
+    stopped: watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<()> {
+    let (out, mut verdicts) = mpsc::channel::<Vec<Update>>(1024);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot build the health-check runtime")?;
+    std::thread::Builder::new()
+        .name("ecsdns-health".into())
+        .spawn(move || {
+            runtime.block_on(health::run(
+                registry,
+                out,
+                metrics,
+                health::HealthConfig::default(),
+                stopped,
+            ));
+        })
+        .context("cannot start the health-check thread")?;
+    tasks.spawn(async move {
+        while let Some(batch) = verdicts.recv().await {
+            if updates.send((batch, None)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Observes, per applied batch, the time until the DNS table serves its generation.

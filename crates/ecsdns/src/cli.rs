@@ -2,7 +2,7 @@
 //! `endpoints`, `watch`, `reconcile`), logging, signals.
 
 use std::io::{IsTerminal, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::app::App;
 use crate::client::{self, EndpointFilter, Target};
 use crate::config::{FileConfig, Settings, parse_duration, parse_http_addr};
+pub use crate::dns_args::DnsArgs;
 
 /// Service discovery and authoritative DNS for Amazon ECS.
 ///
@@ -159,35 +160,6 @@ impl HttpArgs {
     }
 }
 
-/// Options shared by `serve` and `demo`.
-#[derive(Debug, Args)]
-pub struct DnsArgs {
-    /// Address to serve DNS on, UDP and TCP [default: 127.0.0.1:5353].
-    #[arg(long, env = "ECSDNS_DNS_ADDR")]
-    pub dns_addr: Option<SocketAddr>,
-    /// Zone to be authoritative for [default: ecs.internal.].
-    #[arg(long, env = "ECSDNS_ZONE")]
-    pub zone: Option<String>,
-    /// TTL of positive answers, seconds [default: 5].
-    #[arg(long, env = "ECSDNS_TTL")]
-    pub ttl: Option<u32>,
-    /// TTL of negative answers (SOA MINIMUM), seconds [default: 5].
-    #[arg(long, env = "ECSDNS_NEGATIVE_TTL")]
-    pub negative_ttl: Option<u32>,
-    /// Do not serve unhealthy tasks when a service has no healthy one (default: serve them).
-    #[arg(long)]
-    pub no_fail_open: bool,
-    /// Name server name for NS and SOA [default: ns1.<zone>].
-    #[arg(long, env = "ECSDNS_NS_NAME")]
-    pub ns_name: Option<String>,
-    /// Address of the name server name (repeatable) [default: the DNS address, if specific].
-    #[arg(long = "ns-address")]
-    pub ns_addresses: Vec<IpAddr>,
-    /// Threads answering UDP [default: one per core].
-    #[arg(long, env = "ECSDNS_UDP_WORKERS")]
-    pub udp_workers: Option<usize>,
-}
-
 /// `ecsdns serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -243,36 +215,6 @@ pub struct DemoArgs {
     /// HTTP API options.
     #[command(flatten)]
     pub http: HttpArgs,
-}
-
-impl DnsArgs {
-    fn apply(&self, mut s: Settings) -> Settings {
-        if let Some(v) = self.dns_addr {
-            s.dns_addr = v;
-        }
-        if let Some(v) = &self.zone {
-            s.zone = v.clone();
-        }
-        if let Some(v) = self.ttl {
-            s.ttl = v;
-        }
-        if let Some(v) = self.negative_ttl {
-            s.negative_ttl = v;
-        }
-        if self.no_fail_open {
-            s.fail_open = false;
-        }
-        if self.ns_name.is_some() {
-            s.ns_name = self.ns_name.clone();
-        }
-        if !self.ns_addresses.is_empty() {
-            s.ns_addresses = self.ns_addresses.clone();
-        }
-        if let Some(v) = self.udp_workers {
-            s.udp_workers = v;
-        }
-        s
-    }
 }
 
 /// Entry point: parse, set up logging, run, map errors to an exit code.

@@ -96,6 +96,17 @@ pub struct DnsFile {
     pub tcp_idle_timeout: Option<String>,
     /// TCP connection cap.
     pub tcp_max_connections: Option<usize>,
+    /// Client subnets by AZ, `"10.0.0.0/20" = "us-east-1a"`, for same-AZ-first answers.
+    #[serde(default)]
+    pub az_subnets: HashMap<String, String>,
+    /// Zone-wide same-AZ preference: `off`, `first`, or `only:N`.
+    pub same_az: Option<String>,
+    /// Same-AZ preference per `service.cluster`.
+    #[serde(default)]
+    pub same_az_service: HashMap<String, String>,
+    /// Resolvers whose EDNS Client Subnet is believed (CIDR prefixes).
+    #[serde(default)]
+    pub client_subnet_trusted: Vec<String>,
 }
 
 /// `[registry]` section.
@@ -128,6 +139,14 @@ pub struct Settings {
     pub negative_ttl: u32,
     /// Per-service TTLs.
     pub service_ttl: HashMap<String, u32>,
+    /// Client subnet (CIDR) -> AZ, for same-AZ-first answers.
+    pub az_subnets: Vec<(String, String)>,
+    /// Zone-wide same-AZ preference (`off`, `first`, `only:N`).
+    pub same_az: Option<String>,
+    /// Same-AZ preference per `service.cluster`.
+    pub same_az_service: HashMap<String, String>,
+    /// Resolvers whose EDNS Client Subnet is believed.
+    pub client_subnet_trusted: Vec<String>,
     /// NS name, if not the default `ns1.<zone>`.
     pub ns_name: Option<String>,
     /// NS addresses.
@@ -218,6 +237,10 @@ impl Default for Settings {
             ttl: 5,
             negative_ttl: 5,
             service_ttl: HashMap::new(),
+            az_subnets: Vec::new(),
+            same_az: None,
+            same_az_service: HashMap::new(),
+            client_subnet_trusted: Vec::new(),
             ns_name: None,
             ns_addresses: Vec::new(),
             max_udp_payload: 1232,
@@ -251,6 +274,14 @@ impl Settings {
             self.negative_ttl = v;
         }
         self.service_ttl.extend(d.service_ttl);
+        let mut subnets: Vec<(String, String)> = d.az_subnets.into_iter().collect();
+        subnets.sort();
+        self.az_subnets.extend(subnets);
+        if d.same_az.is_some() {
+            self.same_az = d.same_az;
+        }
+        self.same_az_service.extend(d.same_az_service);
+        self.client_subnet_trusted.extend(d.client_subnet_trusted);
         if d.ns_name.is_some() {
             self.ns_name = d.ns_name;
         }

@@ -5,5 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod client;
 pub mod config;
+mod dns_args;
 pub mod operator;
 pub mod static_file;
+pub mod zone;

@@ -2,6 +2,7 @@
 //! source, the DNS and watcher counters in Prometheus form, poison events, the reconcile trigger.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -66,6 +67,8 @@ pub struct AppOperator {
     pub local: Arc<LocalSources>,
     /// Time from the applier receiving updates to DNS serving them.
     pub visible: Arc<Histogram>,
+    /// Active check counters.
+    pub health: Arc<health::HealthMetrics>,
 }
 
 fn status(name: String, s: &SourceState, show_errors: bool) -> SourceStatus {
@@ -130,6 +133,7 @@ impl api::Operator for AppOperator {
         if let Some(w) = &self.watcher {
             watcher_metrics(w, e);
         }
+        health_metrics(&self.health, e);
     }
 
     fn problems(&self) -> Vec<ProblemDto> {
@@ -158,6 +162,50 @@ impl api::Operator for AppOperator {
                 "no ECS cluster is watched: nothing to reconcile".into(),
             )),
         }
+    }
+}
+
+fn health_metrics(h: &health::HealthMetrics, e: &mut Exposition) {
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed) as f64;
+    let name = "ecsdns_health_probes_total";
+    e.family(name, "Active check probes, by result.", Kind::Counter)
+        .sample(name, &[("result", "pass")], get(&h.passed))
+        .sample(name, &[("result", "fail")], get(&h.failed));
+    let name = "ecsdns_health_transitions_total";
+    e.family(
+        name,
+        "Active check verdicts that flipped (flaps), by the new verdict.",
+        Kind::Counter,
+    )
+    .sample(name, &[("to", "passing")], get(&h.to_passing))
+    .sample(name, &[("to", "failing")], get(&h.to_failing));
+    for (name, help, kind, value) in [
+        (
+            "ecsdns_health_targets",
+            "Tasks under active checks now.",
+            Kind::Gauge,
+            get(&h.targets),
+        ),
+        (
+            "ecsdns_health_in_flight",
+            "Probes in flight now.",
+            Kind::Gauge,
+            get(&h.in_flight),
+        ),
+        (
+            "ecsdns_health_late_probes_total",
+            "Probes started over half an interval late: the prober is falling behind.",
+            Kind::Counter,
+            get(&h.late),
+        ),
+        (
+            "ecsdns_health_unprobeable_total",
+            "Tasks whose check could not be probed (no address, or no port of the check's name).",
+            Kind::Counter,
+            get(&h.unprobeable),
+        ),
+    ] {
+        e.single(name, help, kind, value);
     }
 }
 

@@ -5,9 +5,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use model::{Health, Port, Protocol, Task, TaskGroup, TaskStatus, Update, dns_label, port_label};
+use model::{
+    Check, Health, Port, Protocol, Task, TaskGroup, TaskStatus, Update, dns_label, port_label,
+};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -24,8 +27,51 @@ struct ServiceDef {
     #[serde(default = "default_cluster")]
     cluster: String,
     name: String,
+    /// Active check of every endpoint: `tcp:PORT` or `http:PORT/path` (PORT: name or number).
+    #[serde(default)]
+    check: Option<String>,
+    /// Check timing, e.g. `500ms`, `2s`.
+    #[serde(default)]
+    check_interval: Option<String>,
+    #[serde(default)]
+    check_timeout: Option<String>,
+    /// Consecutive results that flip a verdict.
+    #[serde(default)]
+    check_rise: Option<u8>,
+    #[serde(default)]
+    check_fall: Option<u8>,
     #[serde(default, rename = "endpoint")]
     endpoints: Vec<EndpointDef>,
+}
+
+impl ServiceDef {
+    /// The service's check, validated; options without a `check` are an error, not ignored.
+    fn check(&self) -> anyhow::Result<Option<Arc<Check>>> {
+        let Some(spec) = &self.check else {
+            let orphan = self.check_interval.is_some()
+                || self.check_timeout.is_some()
+                || self.check_rise.is_some()
+                || self.check_fall.is_some();
+            if orphan {
+                bail!("service {}: check_* options without a check", self.name);
+            }
+            return Ok(None);
+        };
+        let mut check = Check::parse(spec)?;
+        let rise = self.check_rise.map(|n| n.to_string());
+        let fall = self.check_fall.map(|n| n.to_string());
+        for (option, value) in [
+            ("interval", self.check_interval.as_deref()),
+            ("timeout", self.check_timeout.as_deref()),
+            ("rise", rise.as_deref()),
+            ("fall", fall.as_deref()),
+        ] {
+            if let Some(value) = value {
+                check.set_option(option, value)?;
+            }
+        }
+        Ok(Some(Arc::new(check)))
+    }
 }
 
 fn default_cluster() -> String {
@@ -85,10 +131,11 @@ impl<'de> Deserialize<'de> for OrderedPorts {
 /// Reads and validates a file into tasks (version 0; [`StaticSource`] assigns versions).
 pub fn parse(path: &Path, text: &str) -> anyhow::Result<Vec<Task>> {
     let mut tasks = Vec::new();
+    let mut names = Names::default();
     if path.extension().and_then(|e| e.to_str()) == Some("json") {
         let file: File = serde_json::from_str(text).context("invalid JSON")?;
         for svc in file.services {
-            add_service(svc, &mut tasks)?;
+            add_service(svc, &mut tasks, &mut names)?;
         }
         check_unique(&tasks)?;
         return Ok(tasks);
@@ -105,7 +152,7 @@ pub fn parse(path: &Path, text: &str) -> anyhow::Result<Vec<Task>> {
         match toml::from_str::<File>(block) {
             Ok(file) => {
                 for svc in file.services {
-                    add_service(svc, &mut chunked)?;
+                    add_service(svc, &mut chunked, &mut names)?;
                 }
             }
             Err(_) => {
@@ -114,7 +161,7 @@ pub fn parse(path: &Path, text: &str) -> anyhow::Result<Vec<Task>> {
                 drop(chunked);
                 let file: File = toml::from_str(text).context("invalid TOML")?;
                 for svc in file.services {
-                    add_service(svc, &mut tasks)?;
+                    add_service(svc, &mut tasks, &mut names)?;
                 }
                 check_unique(&tasks)?;
                 return Ok(tasks);
@@ -136,7 +183,7 @@ fn check_unique(tasks: &[Task]) -> anyhow::Result<()> {
         if a.arn == b.arn {
             bail!(
                 "endpoint {} appears twice in {}.{}",
-                b.id,
+                b.id(),
                 b.group.name(),
                 b.cluster
             );
@@ -172,12 +219,29 @@ fn service_blocks(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// One allocation per distinct cluster, service, port name and AZ in a file, shared by every
+/// endpoint that uses it (at 100,000 endpoints these repeat tens of thousands of times).
+#[derive(Default)]
+struct Names(std::collections::HashSet<Arc<str>>);
+
+impl Names {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(known) = self.0.get(s) {
+            return Arc::clone(known);
+        }
+        let new: Arc<str> = s.into();
+        self.0.insert(Arc::clone(&new));
+        new
+    }
+}
+
 /// Validates one service of the file and appends its endpoints as tasks.
-fn add_service(svc: ServiceDef, tasks: &mut Vec<Task>) -> anyhow::Result<()> {
+fn add_service(svc: ServiceDef, tasks: &mut Vec<Task>, names: &mut Names) -> anyhow::Result<()> {
     let cluster = dns_label(&svc.cluster)
         .with_context(|| format!("cluster {:?} is not a DNS label", svc.cluster))?;
     let name_label = dns_label(&svc.name)
         .with_context(|| format!("service {:?} is not a DNS label", svc.name))?;
+    let check = svc.check()?;
     for ep in svc.endpoints {
         let id = dns_label(&ep.id)
             .with_context(|| format!("endpoint id {:?} is not a DNS label", ep.id))?;
@@ -199,7 +263,7 @@ fn add_service(svc: ServiceDef, tasks: &mut Vec<Task>) -> anyhow::Result<()> {
                 },
             };
             ports.push(Port {
-                name,
+                name: names.get(&name),
                 port,
                 protocol,
             });
@@ -211,21 +275,21 @@ fn add_service(svc: ServiceDef, tasks: &mut Vec<Task>) -> anyhow::Result<()> {
             Some(other) => bail!("endpoint {id}: health {other:?} is not HEALTHY or UNHEALTHY"),
         };
         tasks.push(Task {
-            arn: format!("static:{cluster}/{name_label}/{id}"),
-            id,
-            cluster: cluster.clone(),
-            group: TaskGroup::Service(svc.name.clone()),
+            arn: format!("static:{cluster}/{name_label}/{id}").into(),
+            cluster: names.get(&cluster),
+            group: TaskGroup::Service(names.get(&svc.name)),
             version: 0,
             last_status: TaskStatus::Running,
             desired_status: TaskStatus::Running,
             health,
             health_checked: ep.health.is_some(),
-            addresses: ep.addresses,
-            ports,
-            az: ep.az,
+            addresses: ep.addresses.into(),
+            ports: ports.into(),
+            az: ep.az.as_deref().map(|az| names.get(az)),
             task_definition: None,
             container_instance: None,
             started_at: None,
+            check: check.clone(),
         });
     }
     Ok(())
@@ -258,7 +322,7 @@ impl StaticSource {
         // Exact sizes up front: a 100,000-endpoint file must not leave doubling garbage behind.
         let mut sizes: BTreeMap<&str, usize> = BTreeMap::new();
         for task in &tasks {
-            *sizes.entry(task.cluster.as_str()).or_default() += 1;
+            *sizes.entry(&task.cluster).or_default() += 1;
         }
         let mut by_cluster: BTreeMap<String, Vec<Task>> = sizes
             .into_iter()
@@ -274,7 +338,7 @@ impl StaticSource {
             };
             next.insert(arn, (hash, task.version));
             by_cluster
-                .entry(task.cluster.clone())
+                .entry(task.cluster.to_string())
                 .or_default()
                 .push(task);
         }
@@ -310,7 +374,7 @@ mod tests {
         let file: File = toml::from_str(text).unwrap();
         let mut tasks = Vec::new();
         for svc in file.services {
-            add_service(svc, &mut tasks).unwrap();
+            add_service(svc, &mut tasks, &mut Names::default()).unwrap();
         }
         tasks
     }

@@ -5,9 +5,11 @@
 //! the static endpoints file) speaks to the registry only through [`Update`], so the rules about what
 //! a task *is* live here once.
 
+mod check;
 mod naming;
 mod task;
 
+pub use check::{Check, CheckError, CheckKind, CheckPort, CheckState};
 pub use naming::{NameError, dns_label, port_label};
 pub use task::{
     ContainerInstance, Health, InstanceStatus, Port, Protocol, ServiceKey, Task, TaskGroup,

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,8 +28,9 @@ pub enum TaskStatus {
     Deprovisioning,
     /// STOPPED
     Stopped,
-    /// A status this version does not know; never served.
-    Other(String),
+    /// A status this version does not know; never served. Boxed: a status is held twice per
+    /// task and this variant is rare.
+    Other(Box<str>),
 }
 
 impl TaskStatus {
@@ -43,7 +45,7 @@ impl TaskStatus {
             "STOPPING" => Self::Stopping,
             "DEPROVISIONING" => Self::Deprovisioning,
             "STOPPED" => Self::Stopped,
-            other => Self::Other(other.to_string()),
+            other => Self::Other(other.into()),
         }
     }
 
@@ -95,25 +97,27 @@ impl Health {
 }
 
 /// How a task was started, from ECS's `group`: this decides the name it is served under.
+///
+/// The names are shared (`Arc<str>`): every task of a service can point at one allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TaskGroup {
     /// `service:NAME`, a task of an ECS service.
-    Service(String),
+    Service(Arc<str>),
     /// `family:NAME`, a standalone task (RunTask) without a custom group.
-    Family(String),
+    Family(Arc<str>),
     /// Any other group string given to RunTask.
-    Custom(String),
+    Custom(Arc<str>),
 }
 
 impl TaskGroup {
     /// Parses ECS's `group` field.
     pub fn parse(group: &str) -> Self {
         if let Some(name) = group.strip_prefix("service:") {
-            Self::Service(name.to_string())
+            Self::Service(name.into())
         } else if let Some(name) = group.strip_prefix("family:") {
-            Self::Family(name.to_string())
+            Self::Family(name.into())
         } else {
-            Self::Custom(group.to_string())
+            Self::Custom(group.into())
         }
     }
 
@@ -164,8 +168,9 @@ impl Protocol {
 /// networking), under its name (ECS portMapping `name`, or the container port number).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Port {
-    /// Port name; unnamed ports are named by their container port number.
-    pub name: String,
+    /// Port name; unnamed ports are named by their container port number. Shared: the tasks of
+    /// a service name their ports alike.
+    pub name: Arc<str>,
     /// The port to connect to.
     pub port: u16,
     /// TCP or UDP.
@@ -173,14 +178,18 @@ pub struct Port {
 }
 
 /// A task as the registry knows it: identity, ordering version, lifecycle, and endpoints.
+///
+/// Sized for 100,000 of them: strings that many tasks share (cluster, group, port names, AZ, task
+/// definition, container instance) are `Arc<str>` so a source can hand every task the same
+/// allocation, lists are boxed slices (no spare capacity), and the task id is read from the ARN
+/// rather than stored twice.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Task {
-    /// Task ARN (or a synthetic unique key for static endpoints): the registry's primary key.
-    pub arn: String,
-    /// Task id, the last ARN segment: the `T` of `T.S.C.zone`.
-    pub id: String,
+    /// Task ARN (or a synthetic unique key for static endpoints): the registry's primary key,
+    /// and its last `/` segment is the task id. Shared with the registry's indexes.
+    pub arn: Arc<str>,
     /// DNS label of the cluster (its alias or its lower-cased name).
-    pub cluster: String,
+    pub cluster: Arc<str>,
     /// The group, which decides the served name.
     pub group: TaskGroup,
     /// ECS `version`: increments on every change of the task; updates are ordered by it.
@@ -194,20 +203,30 @@ pub struct Task {
     /// Whether the task has a health check, so that UNKNOWN means "not yet healthy".
     pub health_checked: bool,
     /// Addresses clients connect to (ENI addresses, or the EC2 host's for bridge/host).
-    pub addresses: Vec<IpAddr>,
+    pub addresses: Box<[IpAddr]>,
     /// Ports; the first one is the primary port served in `S.C.zone SRV`.
-    pub ports: Vec<Port>,
+    pub ports: Box<[Port]>,
     /// Availability zone, when known.
-    pub az: Option<String>,
+    pub az: Option<Arc<str>>,
     /// Task definition ARN or `family:revision`.
-    pub task_definition: Option<String>,
+    pub task_definition: Option<Arc<str>>,
     /// Container instance ARN for EC2-hosted tasks; its DRAINING state removes the task.
-    pub container_instance: Option<String>,
+    pub container_instance: Option<Arc<str>>,
     /// When the task started (ISO-8601), when known.
-    pub started_at: Option<String>,
+    pub started_at: Option<Arc<str>>,
+    /// The active health check declared for the task's service, if any: then the task is
+    /// usable only once the check passes (see [`crate::Update::Probe`]).
+    pub check: Option<Arc<crate::Check>>,
 }
 
 impl Task {
+    /// Task id, the last segment of the ARN: the `T` of `T.S.C.zone`. ECS ARNs end in the id
+    /// in both the old (`task/ID`) and the new (`task/CLUSTER/ID`) format; static endpoints'
+    /// synthetic ARNs are built the same way.
+    pub fn id(&self) -> &str {
+        self.arn.rsplit('/').next().unwrap_or(&self.arn)
+    }
+
     /// Whether the task is on its way up and not on its way out: RUNNING, desired RUNNING, and its
     /// container instance (if any) not draining. This is the fail-open set: health is ignored.
     pub fn is_live(&self, instance_draining: bool) -> bool {
@@ -309,6 +328,14 @@ pub enum Update {
     },
     /// A container instance changed state.
     Instance(ContainerInstance),
+    /// The verdict of a task's active check changed (sent by the prober on each transition).
+    /// Applies to the live task with that ARN; ignored once the task is gone.
+    Probe {
+        /// Task ARN.
+        arn: Arc<str>,
+        /// The new verdict.
+        state: crate::CheckState,
+    },
 }
 
 #[cfg(test)]
@@ -318,7 +345,6 @@ mod tests {
     fn task() -> Task {
         Task {
             arn: "arn:aws:ecs:us-east-1:1:task/c/abc".into(),
-            id: "abc".into(),
             cluster: "c".into(),
             group: TaskGroup::parse("service:web"),
             version: 1,
@@ -326,12 +352,13 @@ mod tests {
             desired_status: TaskStatus::parse("RUNNING"),
             health: Health::Unknown,
             health_checked: false,
-            addresses: vec![],
-            ports: vec![],
+            addresses: Box::new([]),
+            ports: Box::new([]),
             az: None,
             task_definition: None,
             container_instance: None,
             started_at: None,
+            check: None,
         }
     }
 
@@ -353,6 +380,16 @@ mod tests {
             !t.is_usable(false) && !t.is_live(false),
             "stopping leaves at once"
         );
+    }
+
+    #[test]
+    fn id_is_the_last_arn_segment() {
+        let mut t = task();
+        assert_eq!(t.id(), "abc");
+        t.arn = "arn:aws:ecs:us-east-1:1:task/0123abcd".into();
+        assert_eq!(t.id(), "0123abcd", "old ARN format without the cluster");
+        t.arn = "static:c/web/web-1".into();
+        assert_eq!(t.id(), "web-1");
     }
 
     #[test]

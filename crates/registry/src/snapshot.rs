@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use model::{ServiceKey, Task};
+use model::{CheckState, ServiceKey, Task};
+
+use crate::state::Member;
 
 /// One task as a reader sees it: the task plus the verdicts derived from registry state.
 #[derive(Debug, Clone)]
@@ -11,7 +13,10 @@ pub struct TaskView {
     pub task: Arc<Task>,
     /// Whether its container instance is draining or gone.
     pub instance_draining: bool,
-    /// Whether it passes every rule for being served ([`Task::is_usable`]).
+    /// The verdict of its active check; `None` while pending (or when it has no check).
+    pub check: Option<CheckState>,
+    /// Whether it passes every rule for being served: [`Task::is_usable`], and its active check
+    /// (if it has one) has passed.
     pub usable: bool,
     /// Whether DNS serves it now (usable, or live under fail-open).
     pub served: bool,
@@ -60,6 +65,11 @@ pub struct ServiceSnapshot {
 }
 
 impl ServiceSnapshot {
+    /// The views of the tasks DNS serves, sorted by task id.
+    pub fn served_views(&self) -> impl Iterator<Item = &TaskView> {
+        self.tasks.iter().filter(|t| t.served)
+    }
+
     /// The tasks DNS serves, sorted by task id.
     pub fn served(&self) -> impl Iterator<Item = &Task> {
         self.tasks
@@ -73,18 +83,23 @@ impl ServiceSnapshot {
     pub(crate) fn build(
         key: &ServiceKey,
         generation: u64,
-        members: Vec<(Arc<Task>, bool)>,
+        members: Vec<Member>,
         fail_open: bool,
     ) -> Option<Self> {
         // The winner: a service beats a standalone group, then the smallest original name.
         let winner = members
             .iter()
-            .map(|(t, _)| &t.group)
+            .map(|m| &m.task.group)
             .min_by_key(|g| (!g.is_service(), g.name()))?
             .clone();
         let mut problems = Vec::new();
         let mut tasks = Vec::with_capacity(members.len());
-        for (task, instance_draining) in members {
+        for Member {
+            task,
+            instance_draining,
+            check,
+        } in members
+        {
             if task.group != winner {
                 let collision = Problem::Collision {
                     key: key.clone(),
@@ -96,15 +111,17 @@ impl ServiceSnapshot {
                 }
                 continue;
             }
-            let usable = task.is_usable(instance_draining);
+            let check_passes = task.check.is_none() || check.as_ref().is_some_and(|c| c.passing);
+            let usable = task.is_usable(instance_draining) && check_passes;
             tasks.push(TaskView {
                 task,
                 instance_draining,
+                check,
                 usable,
                 served: usable,
             });
         }
-        tasks.sort_by(|a, b| a.task.id.cmp(&b.task.id));
+        tasks.sort_by(|a, b| a.task.id().cmp(b.task.id()));
         let mut open = false;
         if fail_open && !tasks.iter().any(|t| t.usable) {
             for view in &mut tasks {

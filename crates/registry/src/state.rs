@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use model::{ContainerInstance, InstanceStatus, ServiceKey, Task, Update, dns_label};
+use model::{CheckState, ContainerInstance, InstanceStatus, ServiceKey, Task, Update, dns_label};
 
 use crate::{Counters, Problem};
 
@@ -32,11 +32,11 @@ enum Filing {
 fn filing(task: &Task) -> Filing {
     match dns_label(task.group.name()) {
         Ok(name) => Filing::Served(ServiceKey {
-            cluster: task.cluster.clone(),
+            cluster: task.cluster.to_string(),
             name,
         }),
         Err(e) => Filing::Invalid {
-            cluster: task.cluster.clone(),
+            cluster: task.cluster.to_string(),
             name: task.group.name().to_string(),
             reason: e.to_string(),
         },
@@ -55,6 +55,13 @@ struct Entry {
 /// A task ARN, shared by every index that files the task (one allocation per task, not four).
 type Arn = Arc<str>;
 
+/// One task filed under a service, with the registry's verdicts about it.
+pub(crate) struct Member {
+    pub(crate) task: Arc<Task>,
+    pub(crate) instance_draining: bool,
+    pub(crate) check: Option<CheckState>,
+}
+
 #[derive(Default)]
 pub(crate) struct State {
     tasks: HashMap<Arn, Entry>,
@@ -62,8 +69,10 @@ pub(crate) struct State {
     /// without looking each member up by ARN.
     members: HashMap<Filing, HashMap<Arn, Arc<Task>>>,
     instances: HashMap<String, (u64, InstanceStatus)>,
-    tasks_on_instance: HashMap<String, HashSet<Arn>>,
+    tasks_on_instance: HashMap<Arc<str>, HashSet<Arn>>,
     listing_begin: HashMap<String, u64>,
+    /// Verdicts of active checks, by task: kept across the task's upserts, dropped with it.
+    checks: HashMap<Arn, CheckState>,
     seq: u64,
     live: usize,
 }
@@ -102,7 +111,34 @@ impl State {
             }
             Update::Reset { cluster, tasks } => self.reset(cluster, tasks, now, counters, dirty),
             Update::Instance(instance) => self.instance(instance, counters, dirty),
+            Update::Probe { arn, state } => self.probe(arn, state, counters, dirty),
         }
+    }
+
+    /// Records a check verdict for a live task with a check; anything else is stale (the task
+    /// left, or its check was removed, while the probe ran).
+    fn probe(&mut self, arn: Arn, state: CheckState, counters: &Counters, dirty: &mut Dirty) {
+        let Some((known, task)) = self
+            .tasks
+            .get_key_value(&*arn)
+            .and_then(|(k, e)| Some((k, e.task.as_ref()?)))
+        else {
+            counters.stale.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if task.check.is_none() {
+            counters.stale.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if self.checks.get(&*arn) == Some(&state) {
+            counters.duplicates.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        counters.applied.fetch_add(1, Ordering::Relaxed);
+        if let Filing::Served(key) = filing(task) {
+            dirty.insert(key);
+        }
+        self.checks.insert(Arc::clone(known), state);
     }
 
     /// Compares a version with the held one. A remove at the same version as a live task is new
@@ -134,9 +170,14 @@ impl State {
             }
         }
         counters.applied.fetch_add(1, Ordering::Relaxed);
+        // One ARN allocation per task, shared by the task and every index, across updates.
+        let mut task = task;
+        if let Some((known, _)) = self.tasks.get_key_value(&*task.arn) {
+            task.arn = Arc::clone(known);
+        }
         // The common case, a new state of a task filed where it was: no index changes.
         let seq = self.seq;
-        if let Some(entry) = self.tasks.get_mut(task.arn.as_str())
+        if let Some(entry) = self.tasks.get_mut(&*task.arn)
             && let Some(old) = &entry.task
             && old.cluster == task.cluster
             && old.group == task.group
@@ -147,7 +188,7 @@ impl State {
             if let Some(slot) = self
                 .members
                 .get_mut(&file)
-                .and_then(|m| m.get_mut(task.arn.as_str()))
+                .and_then(|m| m.get_mut(&*task.arn))
             {
                 *slot = Arc::clone(&task);
             }
@@ -163,10 +204,7 @@ impl State {
             return;
         }
         self.unfile(&task.arn, dirty);
-        let arn: Arn = match self.tasks.get_key_value(task.arn.as_str()) {
-            Some((known, _)) => Arc::clone(known),
-            None => Arc::from(task.arn.as_str()),
-        };
+        let arn: Arn = Arc::clone(&task.arn);
         let file = filing(&task);
         if let Filing::Served(key) = &file
             && !dirty.contains(key)
@@ -198,6 +236,7 @@ impl State {
 
     fn remove(&mut self, arn: &str, version: u64, now: Instant, dirty: &mut Dirty) {
         self.unfile(arn, dirty);
+        self.checks.remove(arn);
         let tombstone = Entry {
             version,
             task: None,
@@ -249,8 +288,8 @@ impl State {
         counters.resets.fetch_add(1, Ordering::Relaxed);
         // Without a marker the listing is taken as of now: everything unlisted goes.
         let begin = self.listing_begin.remove(&cluster).unwrap_or(self.seq);
-        let listed: HashSet<String> = tasks.iter().map(|t| t.arn.clone()).collect();
-        for task in tasks.into_iter().filter(|t| t.cluster == cluster) {
+        let listed: HashSet<Arn> = tasks.iter().map(|t| Arc::clone(&t.arn)).collect();
+        for task in tasks.into_iter().filter(|t| *t.cluster == *cluster) {
             self.upsert(task, counters, dirty, true);
         }
         // A scan of every task, once per listing (a minute apart), instead of a per-cluster
@@ -259,7 +298,7 @@ impl State {
             .tasks
             .iter()
             .filter(|(arn, e)| {
-                e.task.as_ref().is_some_and(|t| t.cluster == cluster)
+                e.task.as_ref().is_some_and(|t| *t.cluster == *cluster)
                     && e.changed_seq <= begin
                     && !listed.contains(arn.as_ref())
             })
@@ -294,7 +333,7 @@ impl State {
         }
         for arn in self
             .tasks_on_instance
-            .get(&instance.arn)
+            .get(instance.arn.as_str())
             .into_iter()
             .flatten()
         {
@@ -306,8 +345,9 @@ impl State {
         }
     }
 
-    /// The tasks filed under `key`, each with whether its container instance is draining.
-    pub(crate) fn members(&self, key: &ServiceKey) -> Vec<(Arc<Task>, bool)> {
+    /// The tasks filed under `key`, each with whether its container instance is draining and its
+    /// check verdict.
+    pub(crate) fn members(&self, key: &ServiceKey) -> Vec<Member> {
         let file = Filing::Served(key.clone());
         let Some(members) = self.members.get(&file) else {
             return Vec::new();
@@ -316,10 +356,18 @@ impl State {
         let tasks = members.values().cloned().map(|task| {
             let draining = task.container_instance.as_ref().is_some_and(|ci| {
                 self.instances
-                    .get(ci)
+                    .get(&**ci)
                     .is_some_and(|(_, s)| *s != InstanceStatus::Active)
             });
-            (task, draining)
+            let check = match task.check {
+                Some(_) => self.checks.get(&*task.arn).cloned(),
+                None => None,
+            };
+            Member {
+                task,
+                instance_draining: draining,
+                check,
+            }
         });
         out.extend(tasks);
         out

@@ -6,8 +6,7 @@ use proptest::prelude::*;
 
 fn task(id: &str, group: &str, version: u64) -> Task {
     Task {
-        arn: format!("arn:aws:ecs:us-east-1:1:task/c/{id}"),
-        id: id.to_string(),
+        arn: format!("arn:aws:ecs:us-east-1:1:task/c/{id}").into(),
         cluster: "c".into(),
         group: TaskGroup::parse(group),
         version,
@@ -15,12 +14,13 @@ fn task(id: &str, group: &str, version: u64) -> Task {
         desired_status: TaskStatus::Running,
         health: Health::Unknown,
         health_checked: false,
-        addresses: vec![format!("10.0.0.{}", version % 250).parse().unwrap()],
-        ports: vec![],
+        addresses: Box::new([format!("10.0.0.{}", version % 250).parse().unwrap()]),
+        ports: Box::new([]),
         az: None,
         task_definition: None,
         container_instance: None,
         started_at: None,
+        check: None,
     }
 }
 
@@ -33,8 +33,74 @@ fn key(name: &str) -> ServiceKey {
 
 fn served_ids(r: &Registry, name: &str) -> Vec<String> {
     r.service(&key(name))
-        .map(|s| s.served().map(|t| t.id.clone()).collect())
+        .map(|s| s.served().map(|t| t.id().to_string()).collect())
         .unwrap_or_default()
+}
+
+fn probe(id: &str, passing: bool) -> Update {
+    Update::Probe {
+        arn: task(id, "service:web", 0).arn,
+        state: model::CheckState {
+            passing,
+            reason: if passing {
+                "connected"
+            } else {
+                "connection refused"
+            }
+            .into(),
+            since_ms: 1,
+        },
+    }
+}
+
+#[test]
+fn active_checks_gate_serving() {
+    let r = Registry::new(RegistryConfig::default());
+    let check = std::sync::Arc::new(model::Check::parse("tcp:80").unwrap());
+    let with_check = |id: &str, version| Task {
+        check: Some(std::sync::Arc::clone(&check)),
+        ..task(id, "service:web", version)
+    };
+    r.apply_batch([
+        Update::Upsert(with_check("a", 1)),
+        Update::Upsert(with_check("b", 1)),
+        Update::Upsert(task("c", "service:web", 1)),
+    ]);
+    assert_eq!(
+        served_ids(&r, "web"),
+        vec!["c"],
+        "pending checks are not served"
+    );
+    r.apply(probe("a", true));
+    assert_eq!(served_ids(&r, "web"), vec!["a", "c"]);
+    let view = r.service(&key("web")).unwrap();
+    assert_eq!(view.tasks[0].check.as_ref().map(|c| c.passing), Some(true));
+    // A new version of the task keeps its verdict.
+    r.apply(Update::Upsert(with_check("a", 2)));
+    assert_eq!(served_ids(&r, "web"), vec!["a", "c"]);
+    r.apply(probe("a", false));
+    assert_eq!(served_ids(&r, "web"), vec!["c"]);
+    // A probe for a task without a check, or a gone task, is stale.
+    let before = r.stats().stale;
+    r.apply(probe("c", true));
+    r.apply(probe("zz", true));
+    assert_eq!(r.stats().stale, before + 2);
+    // Nothing usable: fail-open serves every live task, checks or not.
+    r.apply(Update::Remove {
+        arn: task("c", "service:web", 0).arn.to_string(),
+        version: 2,
+    });
+    let view = r.service(&key("web")).unwrap();
+    assert!(view.fail_open);
+    assert_eq!(served_ids(&r, "web"), vec!["a", "b"]);
+    // A removed task's verdict goes with it: back under the same ARN, it is pending again.
+    r.apply(Update::Remove {
+        arn: task("a", "service:web", 0).arn.to_string(),
+        version: 3,
+    });
+    r.apply(Update::Upsert(task("x", "service:web", 1)));
+    r.apply(Update::Upsert(with_check("a", 4)));
+    assert_eq!(served_ids(&r, "web"), vec!["x"]);
 }
 
 #[test]
@@ -50,7 +116,7 @@ fn versions_order_updates() {
     // remove, then a late older RUNNING event must not resurrect the task
     let arn = task("a", "service:web", 0).arn;
     r.apply(Update::Remove {
-        arn: arn.clone(),
+        arn: arn.to_string(),
         version: 3,
     });
     r.apply(Update::Upsert(task("a", "service:web", 2)));
@@ -88,7 +154,7 @@ fn draining_and_stopping_leave_at_once() {
     assert!(
         snap.tasks
             .iter()
-            .any(|t| t.task.id == "a" && t.instance_draining)
+            .any(|t| t.task.id() == "a" && t.instance_draining)
     );
     let mut b = task("b", "service:web", 2);
     b.desired_status = TaskStatus::Stopped;
@@ -209,7 +275,7 @@ fn history(id: usize, steps: u64, stops: bool) -> Vec<Update> {
         .collect();
     if stops {
         out.push(Update::Remove {
-            arn: task(&name, group, 0).arn,
+            arn: task(&name, group, 0).arn.to_string(),
             version: steps + 1,
         });
     }
@@ -223,7 +289,12 @@ fn final_state(r: &Registry) -> FinalState {
     let services = r
         .services()
         .iter()
-        .map(|s| (s.key.clone(), s.served().map(|t| t.id.clone()).collect()))
+        .map(|s| {
+            (
+                s.key.clone(),
+                s.served().map(|t| t.id().to_string()).collect(),
+            )
+        })
         .collect();
     (r.live_tasks(), services)
 }

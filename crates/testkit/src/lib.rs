@@ -244,6 +244,30 @@ impl Process {
         }
     }
 
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU time (user + system) used so far by the child's thread named `name`, from
+    /// `/proc/PID/task/*/stat` (clock ticks of 10 ms).
+    pub fn thread_cpu(&self, name: &str) -> Option<Duration> {
+        let dir = format!("/proc/{}/task", self.child.id());
+        for entry in std::fs::read_dir(dir).ok()?.flatten() {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let (comm, rest) = stat.split_once(") ")?;
+            if comm.split_once('(')?.1 != name {
+                continue;
+            }
+            // After the name: state is field 3, utime 14 and stime 15.
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: u64 =
+                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            return Some(Duration::from_millis(ticks * 10));
+        }
+        None
+    }
+
     /// Waits until the log (stderr) contains `needle`; panics with the log after `timeout`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
         let start = Instant::now();

@@ -27,8 +27,30 @@ impl TaskContext for Ctx {
                 },
             ],
             health_checked: true,
+            check: check_from_labels([("ecsdns.check", "http:http/healthz")])
+                .unwrap()
+                .map(std::sync::Arc::new),
         })
     }
+}
+
+#[test]
+fn checks_from_docker_labels() {
+    let check = check_from_labels([
+        ("com.example", "x"),
+        ("ecsdns.check", "tcp:grpc"),
+        ("ecsdns.check.interval", "500ms"),
+        ("ecsdns.check.fall", "3"),
+    ])
+    .unwrap()
+    .unwrap();
+    assert_eq!(check.to_string(), "tcp:grpc");
+    assert_eq!(check.interval, std::time::Duration::from_millis(500));
+    assert_eq!(check.fall, 3);
+    assert_eq!(check_from_labels([("other", "tcp:1")]).unwrap(), None);
+    let err = check_from_labels([("ecsdns.check", "tcp:1"), ("ecsdns.check.rise", "99")]);
+    assert!(err.unwrap_err().to_string().contains("rise"));
+    assert!(check_from_labels([("ecsdns.check", "icmp")]).is_err());
 }
 
 fn decoder() -> Decoder {
@@ -62,13 +84,26 @@ fn bridge_task_gets_host_address_and_named_host_ports() {
     let Some(Update::Upsert(task)) = d.decode(&body, &Ctx).unwrap() else {
         panic!("expected an upsert");
     };
-    assert_eq!(task.id, "abc123");
-    assert_eq!(task.cluster, "prod");
-    assert_eq!(task.addresses, vec!["10.9.9.9".parse::<IpAddr>().unwrap()]);
+    assert_eq!(task.id(), "abc123");
+    let check = task
+        .check
+        .as_deref()
+        .expect("check from the definition's labels");
+    assert_eq!(check.to_string(), "http:http/healthz");
+    assert_eq!(
+        check.port_of(&task),
+        task.ports
+            .iter()
+            .find(|p| &*p.name == "http")
+            .map(|p| p.port),
+        "a named check port probes the task's client-facing (host) port"
+    );
+    assert_eq!(&*task.cluster, "prod");
+    assert_eq!(&*task.addresses, ["10.9.9.9".parse::<IpAddr>().unwrap()]);
     let ports: Vec<(&str, u16, Protocol)> = task
         .ports
         .iter()
-        .map(|p| (p.name.as_str(), p.port, p.protocol))
+        .map(|p| (&*p.name, p.port, p.protocol))
         .collect();
     assert_eq!(
         ports,
@@ -99,7 +134,7 @@ fn awsvpc_task_without_definition_is_still_served() {
     };
     assert_eq!(task.addresses.len(), 2);
     assert_eq!(
-        task.ports[0].name, "80",
+        &*task.ports[0].name, "80",
         "unnamed ports are named by number"
     );
     assert!(!task.health_checked);

@@ -1,0 +1,93 @@
+//! Options `serve` and `demo` share: where and how DNS is served.
+
+use std::net::{IpAddr, SocketAddr};
+
+use clap::Args;
+
+use crate::config::Settings;
+
+/// Options shared by `serve` and `demo`.
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// Address to serve DNS on, UDP and TCP [default: 127.0.0.1:5353].
+    #[arg(long, env = "ECSDNS_DNS_ADDR")]
+    pub dns_addr: Option<SocketAddr>,
+    /// Zone to be authoritative for [default: ecs.internal.].
+    #[arg(long, env = "ECSDNS_ZONE")]
+    pub zone: Option<String>,
+    /// TTL of positive answers, seconds [default: 5].
+    #[arg(long, env = "ECSDNS_TTL")]
+    pub ttl: Option<u32>,
+    /// TTL of negative answers (SOA MINIMUM), seconds [default: 5].
+    #[arg(long, env = "ECSDNS_NEGATIVE_TTL")]
+    pub negative_ttl: Option<u32>,
+    /// Do not serve unhealthy tasks when a service has no healthy one (default: serve them).
+    #[arg(long)]
+    pub no_fail_open: bool,
+    /// Name server name for NS and SOA [default: ns1.<zone>].
+    #[arg(long, env = "ECSDNS_NS_NAME")]
+    pub ns_name: Option<String>,
+    /// Address of the name server name (repeatable) [default: the DNS address, if specific].
+    #[arg(long = "ns-address")]
+    pub ns_addresses: Vec<IpAddr>,
+    /// Threads answering UDP [default: one per core].
+    #[arg(long, env = "ECSDNS_UDP_WORKERS")]
+    pub udp_workers: Option<usize>,
+    /// A client subnet and the AZ it lies in, for same-AZ-first answers (repeatable).
+    #[arg(long = "az-subnet", value_name = "CIDR=AZ")]
+    pub az_subnets: Vec<String>,
+    /// Order A/AAAA/SRV answers by the client's AZ: off, first, or only:N (only the client's
+    /// AZ when at least N of its endpoints are served) [default: off].
+    #[arg(long, value_name = "PREF", env = "ECSDNS_SAME_AZ")]
+    pub same_az: Option<String>,
+    /// Same-AZ preference of one service, SERVICE.CLUSTER=PREF (repeatable).
+    #[arg(long = "same-az-service", value_name = "NAME=PREF")]
+    pub same_az_service: Vec<String>,
+    /// Resolver whose EDNS Client Subnet option picks the AZ for it (CIDR, repeatable).
+    #[arg(long = "client-subnet-trusted", value_name = "CIDR")]
+    pub client_subnet_trusted: Vec<String>,
+}
+
+impl DnsArgs {
+    pub(crate) fn apply(&self, mut s: Settings) -> Settings {
+        if let Some(v) = self.dns_addr {
+            s.dns_addr = v;
+        }
+        if let Some(v) = &self.zone {
+            s.zone = v.clone();
+        }
+        if let Some(v) = self.ttl {
+            s.ttl = v;
+        }
+        if let Some(v) = self.negative_ttl {
+            s.negative_ttl = v;
+        }
+        if self.no_fail_open {
+            s.fail_open = false;
+        }
+        if self.ns_name.is_some() {
+            s.ns_name = self.ns_name.clone();
+        }
+        if !self.ns_addresses.is_empty() {
+            s.ns_addresses = self.ns_addresses.clone();
+        }
+        if let Some(v) = self.udp_workers {
+            s.udp_workers = v;
+        }
+        for pair in &self.az_subnets {
+            let (cidr, az) = pair.split_once('=').unwrap_or((pair, ""));
+            s.az_subnets.push((cidr.to_string(), az.to_string()));
+        }
+        if self.same_az.is_some() {
+            s.same_az = self.same_az.clone();
+        }
+        for pair in &self.same_az_service {
+            let (name, pref) = pair.split_once('=').unwrap_or((pair, ""));
+            s.same_az_service
+                .insert(name.to_ascii_lowercase(), pref.to_string());
+        }
+        s.client_subnet_trusted
+            .extend(self.client_subnet_trusted.iter().cloned());
+        s
+    }
+}

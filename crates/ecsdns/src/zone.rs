@@ -1,0 +1,47 @@
+//! The DNS zone's settings, from the binary's settings: TTLs, NS, and same-AZ-first answers.
+
+use anyhow::Context;
+use dns::ZoneConfig;
+
+use crate::config::Settings;
+
+/// Builds the zone configuration from settings.
+pub fn zone_config(settings: &Settings) -> anyhow::Result<ZoneConfig> {
+    let mut zone = ZoneConfig::new(&settings.zone)?;
+    zone.ttl = settings.ttl;
+    zone.negative_ttl = settings.negative_ttl;
+    zone.service_ttl = settings
+        .service_ttl
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), *v))
+        .collect();
+    zone.max_udp_payload = settings.max_udp_payload;
+    if let Some(ns) = &settings.ns_name {
+        zone.ns_name = ZoneConfig::new(ns)?.origin;
+    }
+    zone.ns_addresses = settings.ns_addresses.clone();
+    for (cidr, az) in &settings.az_subnets {
+        if az.is_empty() {
+            anyhow::bail!("--az-subnet {cidr}: expected CIDR=AZ");
+        }
+        zone.az.subnets.push((dns::Cidr::parse(cidr)?, az.clone()));
+    }
+    if let Some(pref) = &settings.same_az {
+        zone.az.default = dns::AzPreference::parse(pref)?;
+    }
+    for (name, pref) in &settings.same_az_service {
+        let pref = dns::AzPreference::parse(pref)
+            .with_context(|| format!("same-AZ preference of {name}"))?;
+        zone.az.per_service.insert(name.to_ascii_lowercase(), pref);
+    }
+    for cidr in &settings.client_subnet_trusted {
+        zone.az.trusted_forwarders.push(dns::Cidr::parse(cidr)?);
+    }
+    if zone.az.subnets.len() > 250 {
+        anyhow::bail!("at most 250 AZ subnets can be mapped");
+    }
+    if zone.ns_addresses.is_empty() && !settings.dns_addr.ip().is_unspecified() {
+        zone.ns_addresses.push(settings.dns_addr.ip());
+    }
+    Ok(zone)
+}
