@@ -99,6 +99,11 @@ struct ScaleArgs {
     smoke: bool,
 }
 
+/// The allocator ecsdns itself runs with (see `crates/ecsdns/src/main.rs`): the registry bench
+/// runs the registry in this process, and `__ecsdns` is this binary.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -55,21 +55,23 @@ pub(crate) fn run(updates: usize, smoke: bool) -> anyhow::Result<()> {
     let reader = {
         let (registry, stop, reads) =
             (Arc::clone(&registry), Arc::clone(&stop), Arc::clone(&reads));
-        std::thread::spawn(move || {
-            crate::load::pin_to(1);
-            let mut i = 0usize;
-            while !stop.load(Ordering::Relaxed) {
-                let key = ServiceKey {
-                    cluster: CLUSTER.into(),
-                    name: format!("svc-{:05}", i % services),
-                };
-                if let Some(s) = registry.service(&key) {
-                    std::hint::black_box(s.served().count());
+        std::thread::Builder::new()
+            .name("reader".into())
+            .spawn(move || {
+                crate::load::pin_to(1);
+                let mut i = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = ServiceKey {
+                        cluster: CLUSTER.into(),
+                        name: format!("svc-{:05}", i % services),
+                    };
+                    if let Some(s) = registry.service(&key) {
+                        std::hint::black_box(s.served().count());
+                    }
+                    reads.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
                 }
-                reads.fetch_add(1, Ordering::Relaxed);
-                i += 1;
-            }
-        })
+            })?
     };
     let batch = 1024;
     // The updates exist before the clock starts: this measures applying them, not building
@@ -110,10 +112,15 @@ pub(crate) fn run(updates: usize, smoke: bool) -> anyhow::Result<()> {
 
 /// Single updates, one at a time: time from `apply` returning to a DNS answer that carries it.
 fn visibility(registry: &Arc<Registry>, samples: usize) -> anyhow::Result<()> {
+    // The DNS follower on CPU 0 (as the writer was), this thread, which applies and then spins
+    // on the answer, on CPU 1: threads inherit their creator's CPU set, and a follower sharing a
+    // CPU with the spinning thread would wait for its time slice (milliseconds), not for DNS.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .on_thread_start(|| crate::load::pin_to(0))
         .enable_all()
         .build()?;
+    crate::load::pin_to(1);
     let table = Arc::new(AnswerTable::new(ZoneConfig::new(ZONE)?)?);
     let (synced_tx, mut synced) = tokio::sync::watch::channel(0);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

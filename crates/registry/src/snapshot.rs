@@ -121,7 +121,9 @@ impl ServiceSnapshot {
                 served: usable,
             });
         }
-        tasks.sort_by(|a, b| a.task.id().cmp(b.task.id()));
+        // By ARN: the tasks of one snapshot share a cluster, so their ARNs differ only in the
+        // task id and this is task id order, without splitting ARNs in every comparison.
+        tasks.sort_by(|a, b| a.task.arn.cmp(&b.task.arn));
         let mut open = false;
         if fail_open && !tasks.iter().any(|t| t.usable) {
             for view in &mut tasks {
