@@ -18,4 +18,5 @@ mod fixture;
 mod health;
 mod same_az;
 mod static_source;
+mod transfer;
 mod tidy;

@@ -51,6 +51,20 @@ impl Answerer {
         Self { table, metrics }
     }
 
+    /// Whether `query` asks for a zone transfer (AXFR or IXFR), which TCP serves with
+    /// [`Answerer::transfer`].
+    pub fn is_transfer(&self, query: &[u8]) -> bool {
+        wire::parse(query).is_ok_and(|q| q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR)
+    }
+
+    /// The messages answering a transfer query from `client` (over TCP), in order: the zone,
+    /// the changes since the client's serial, or a refusal. `None` if it is not a transfer.
+    pub fn transfer(&self, query: &[u8], client: Option<IpAddr>) -> Option<Vec<Vec<u8>>> {
+        let messages = self.table.transfer(query, client)?;
+        self.metrics.transfer(messages.len());
+        Some(messages)
+    }
+
     /// Whether any answer depends on the client's address (same-AZ-first is configured).
     pub fn follows_client_az(&self) -> bool {
         self.table.zone.az.enabled()
@@ -193,7 +207,7 @@ impl Answerer {
         }
         let zone_at = q.suffix_at(&self.table.origin_key).ok_or(Rcode::Refused)?;
         match q.qtype {
-            // Zone transfer is not offered yet; never over UDP.
+            // Zone transfer only over TCP (served before this answer path).
             TYPE_AXFR | TYPE_IXFR => Err(Rcode::Refused),
             TYPE_MAILA | TYPE_MAILB => Err(Rcode::NotImp),
             _ => Ok(zone_at),

@@ -37,6 +37,19 @@ pub struct ZoneConfig {
     pub serial_base: u32,
     /// Same-AZ-first answers: which client subnets lie in which AZ, and where it applies.
     pub az: AzConfig,
+    /// Zone transfer to secondaries: who may transfer, with which keys, whom to notify.
+    pub transfer: TransferConfig,
+}
+
+/// Zone transfer (AXFR/IXFR over TCP) and NOTIFY. Nobody may transfer by default.
+#[derive(Debug, Clone, Default)]
+pub struct TransferConfig {
+    /// Client prefixes allowed to transfer; everyone else is REFUSED.
+    pub allow: Vec<Cidr>,
+    /// When any is configured, transfers must also be signed with one of them (TSIG).
+    pub tsig_keys: Vec<crate::TsigKey>,
+    /// Secondaries sent a NOTIFY on every change (coalesced, retried).
+    pub notify: Vec<std::net::SocketAddr>,
 }
 
 /// How a service's A/AAAA/SRV answers follow the asking client's availability zone.
@@ -219,6 +232,7 @@ impl ZoneConfig {
             max_udp_payload: 1232,
             serial_base,
             az: AzConfig::default(),
+            transfer: TransferConfig::default(),
         })
     }
 }

@@ -13,6 +13,7 @@ use crate::AnswerTable;
 
 /// Applies every change since `from` to `table`; returns the generation reached.
 pub fn sync_once(registry: &Registry, table: &AnswerTable, from: u64) -> u64 {
+    let _whole = table.sync_guard();
     let changes = registry.changes_since(from);
     let keys: BTreeSet<_> = match changes.services {
         Some(keys) => keys.into_iter().collect(),

@@ -20,10 +20,14 @@ mod metrics;
 mod prepare;
 mod server;
 mod table;
+mod tsig;
 mod wire;
+mod xfr;
+pub mod notify;
 
 pub use answer::{Answerer, Outcome, Transport};
-pub use config::{AzConfig, AzPreference, Cidr, ZoneConfig};
+pub use config::{AzConfig, AzPreference, Cidr, TransferConfig, ZoneConfig};
+pub use tsig::TsigKey;
 pub use metrics::{DnsMetrics, LatencySnapshot, MetricsSnapshot};
 pub use server::{DnsServer, ServerConfig, bind_udp_tcp};
 pub use table::AnswerTable;

@@ -49,6 +49,8 @@ pub struct DnsMetrics {
     tcp_rejected: AtomicU64,
     tcp_idle_closed: AtomicU64,
     panicked: AtomicU64,
+    transfers: AtomicU64,
+    transfer_messages: AtomicU64,
     latency: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
     latency_sum_ns: AtomicU64,
 }
@@ -87,6 +89,10 @@ pub struct MetricsSnapshot {
     pub tcp_idle_closed: u64,
     /// Queries whose answer panicked (a bug; the worker survives it).
     pub panicked: u64,
+    /// Zone transfer queries answered (AXFR, IXFR, refusals included).
+    pub transfers: u64,
+    /// Messages sent answering them.
+    pub transfer_messages: u64,
     /// Time from receiving a query to sending its answer.
     pub latency: LatencySnapshot,
 }
@@ -138,6 +144,12 @@ impl DnsMetrics {
         self.panicked.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn transfer(&self, messages: usize) {
+        self.transfers.fetch_add(1, Ordering::Relaxed);
+        self.transfer_messages
+            .fetch_add(messages as u64, Ordering::Relaxed);
+    }
+
     /// Records `answers` answers that each took `elapsed` from receipt to send.
     pub(crate) fn observe_latency(&self, elapsed: Duration, answers: u64) {
         if answers == 0 {
@@ -176,6 +188,8 @@ impl DnsMetrics {
             tcp_rejected: load(&self.tcp_rejected),
             tcp_idle_closed: load(&self.tcp_idle_closed),
             panicked: load(&self.panicked),
+            transfers: load(&self.transfers),
+            transfer_messages: load(&self.transfer_messages),
             latency: LatencySnapshot {
                 bounds: LATENCY_BOUNDS_US
                     .iter()

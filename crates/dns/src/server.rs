@@ -349,6 +349,24 @@ async fn tcp_connection(
             }
         }
         let received_at = std::time::Instant::now();
+        if answerer.is_transfer(&query) {
+            // Collecting a whole zone is blocking work: off the async workers.
+            let (a, q) = (answerer.clone(), query.clone());
+            let messages = tokio::task::spawn_blocking(move || a.transfer(&q, client))
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            for m in messages {
+                let mut frame = Vec::with_capacity(m.len() + 2);
+                frame.extend_from_slice(&(m.len() as u16).to_be_bytes());
+                frame.extend_from_slice(&m);
+                if stream.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+            continue;
+        }
         rotation = rotation.wrapping_add(1);
         if guarded(answerer, &query, Transport::Tcp, rotation, client, &mut out)
             == crate::Outcome::Dropped

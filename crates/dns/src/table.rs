@@ -11,11 +11,16 @@ use model::ServiceKey;
 use registry::ServiceSnapshot;
 
 use crate::entry::NameEntry;
+use crate::xfr::{Journal, records_of};
+
+/// Records the IXFR journal may hold; past it, the oldest steps go (secondaries that far
+/// behind get a full transfer).
+const JOURNAL_RECORDS: usize = 200_000;
 use crate::prepare::Preparer;
 use crate::{DnsError, ZoneConfig};
 
 /// Shared between the table and the owners index, so each name's bytes are held once.
-type Key = Arc<[u8]>;
+pub(crate) type Key = Arc<[u8]>;
 
 /// Lower-cased wire form of a name: the table key.
 pub(crate) fn wire_key(name: &Name) -> Key {
@@ -45,6 +50,11 @@ pub struct AnswerTable {
     pub(crate) negative_serial_at: usize,
     serial: AtomicU32,
     owners: Mutex<Owners>,
+    /// Held by the follower for each whole generation it applies, and by zone transfers while
+    /// they collect records: a transfer is a consistent cut at one serial.
+    sync: Mutex<()>,
+    /// Changes by serial, for IXFR; kept only when transfers are offered.
+    pub(crate) journal: Mutex<Journal>,
 }
 
 impl AnswerTable {
@@ -66,7 +76,18 @@ impl AnswerTable {
             negative_serial_at,
             serial,
             owners: Mutex::new(Owners::default()),
+            sync: Mutex::new(()),
+            journal: Mutex::new(Journal::new(JOURNAL_RECORDS)),
         })
+    }
+
+    /// Holds off zone transfers (and other syncs) while one generation is applied.
+    pub fn sync_guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.sync.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The zone this table serves.
@@ -82,7 +103,10 @@ impl AnswerTable {
     /// Moves the SOA serial to follow the registry generation (RFC 1982 arithmetic: it wraps).
     pub fn set_generation(&self, generation: u64) {
         let serial = self.zone.serial_base.wrapping_add(generation as u32);
-        self.serial.store(serial, Ordering::Relaxed);
+        let old = self.serial.swap(serial, Ordering::Relaxed);
+        if self.transfers_enabled() {
+            self.journal().seal(old, serial);
+        }
     }
 
     /// Number of names held (served names and empty non-terminals).
@@ -109,11 +133,27 @@ impl AnswerTable {
             None => Vec::new(),
         };
         let mut owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
+        let journaling = self.transfers_enabled();
+        let mut old_records = Vec::new();
+        let mut new_records = Vec::new();
+        if journaling {
+            for k in owners.owned.get(key).into_iter().flatten() {
+                if let Some(e) = self.names.get(k) {
+                    old_records.extend(records_of(k, &e, 0));
+                }
+            }
+        }
         let mut new_keys = Vec::with_capacity(entries.len());
         for (name, entry) in entries {
             let k = wire_key(&name);
+            if journaling {
+                new_records.extend(records_of(&k, &entry, 0));
+            }
             new_keys.push(k.clone());
             self.names.insert(k, entry);
+        }
+        if journaling {
+            self.journal().change(old_records, new_records);
         }
         let cluster = Name::from_labels([key.cluster.as_bytes()])
             .and_then(|c| c.append_name(&self.zone.origin))

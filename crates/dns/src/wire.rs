@@ -21,9 +21,11 @@ pub(crate) const CLASS_IN: u16 = 1;
 pub(crate) enum Rcode {
     NoError = 0,
     FormErr = 1,
+    ServFail = 2,
     NxDomain = 3,
     NotImp = 4,
     Refused = 5,
+    NotAuth = 9,
     /// Extended rcode 16: upper bits 1 in OPT, lower bits 0 in the header.
     BadVers = 16,
 }
@@ -182,6 +184,26 @@ fn read_rr(p: &[u8], at: usize) -> Option<(usize, u16, u16, u32, usize, usize)> 
     let rdata = name_end + 10;
     let end = rdata + rdlen;
     (end <= p.len()).then_some((end, rtype, class, ttl, rdata, end))
+}
+
+/// The serial of the SOA record in an IXFR query's authority section (RFC 1995: the client's
+/// version of the zone).
+pub(crate) fn authority_soa_serial(p: &[u8], question_end: usize) -> Option<u32> {
+    let an = u16_at(p, 6)?;
+    let ns = u16_at(p, 8)?;
+    let mut at = question_end;
+    for _ in 0..an {
+        at = read_rr(p, at)?.0;
+    }
+    for _ in 0..ns {
+        let (end, rtype, _, _, _, rdata_end) = read_rr(p, at)?;
+        if rtype == 6 && rdata_end >= 20 {
+            let s = p.get(rdata_end - 20..rdata_end - 16)?;
+            return Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
+        }
+        at = end;
+    }
+    None
 }
 
 /// Parses a query. Only the first question is read; QDCOUNT must be 1.

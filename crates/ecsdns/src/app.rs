@@ -63,6 +63,14 @@ impl App {
             stopped.clone(),
         ));
 
+        if !table.zone().transfer.notify.is_empty() {
+            tasks.spawn(dns::notify::notify_secondaries(
+                Arc::clone(&table),
+                synced.clone(),
+                stopped.clone(),
+            ));
+        }
+
         let visible = Arc::new(api::Histogram::new(&VISIBLE_BOUNDS));
         let (applied_tx, applied_rx) = mpsc::channel(4096);
         tasks.spawn(track_visibility(

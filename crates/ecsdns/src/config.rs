@@ -107,6 +107,17 @@ pub struct DnsFile {
     /// Resolvers whose EDNS Client Subnet is believed (CIDR prefixes).
     #[serde(default)]
     pub client_subnet_trusted: Vec<String>,
+    /// Client prefixes allowed to transfer the zone.
+    #[serde(default)]
+    pub allow_transfer: Vec<String>,
+    /// File of TSIG keys for transfers.
+    pub tsig_key_file: Option<PathBuf>,
+    /// Secondaries to NOTIFY.
+    #[serde(default)]
+    pub notify: Vec<SocketAddr>,
+    /// Reverse zones served with PTR records for task addresses.
+    #[serde(default)]
+    pub reverse_zones: Vec<String>,
 }
 
 /// `[registry]` section.
@@ -147,6 +158,14 @@ pub struct Settings {
     pub same_az_service: HashMap<String, String>,
     /// Resolvers whose EDNS Client Subnet is believed.
     pub client_subnet_trusted: Vec<String>,
+    /// Client prefixes allowed to transfer the zone.
+    pub allow_transfer: Vec<String>,
+    /// TSIG keys file.
+    pub tsig_key_file: Option<PathBuf>,
+    /// Secondaries to NOTIFY.
+    pub notify: Vec<SocketAddr>,
+    /// Reverse zones (PTR for task addresses).
+    pub reverse_zones: Vec<String>,
     /// NS name, if not the default `ns1.<zone>`.
     pub ns_name: Option<String>,
     /// NS addresses.
@@ -241,6 +260,10 @@ impl Default for Settings {
             same_az: None,
             same_az_service: HashMap::new(),
             client_subnet_trusted: Vec::new(),
+            allow_transfer: Vec::new(),
+            tsig_key_file: None,
+            notify: Vec::new(),
+            reverse_zones: Vec::new(),
             ns_name: None,
             ns_addresses: Vec::new(),
             max_udp_payload: 1232,
@@ -282,6 +305,12 @@ impl Settings {
         }
         self.same_az_service.extend(d.same_az_service);
         self.client_subnet_trusted.extend(d.client_subnet_trusted);
+        self.allow_transfer.extend(d.allow_transfer);
+        if d.tsig_key_file.is_some() {
+            self.tsig_key_file = d.tsig_key_file;
+        }
+        self.notify.extend(d.notify);
+        self.reverse_zones.extend(d.reverse_zones);
         if d.ns_name.is_some() {
             self.ns_name = d.ns_name;
         }

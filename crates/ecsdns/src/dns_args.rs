@@ -46,6 +46,21 @@ pub struct DnsArgs {
     /// Resolver whose EDNS Client Subnet option picks the AZ for it (CIDR, repeatable).
     #[arg(long = "client-subnet-trusted", value_name = "CIDR")]
     pub client_subnet_trusted: Vec<String>,
+    /// Client prefix allowed to transfer the zone (AXFR/IXFR over TCP; repeatable)
+    /// [default: nobody].
+    #[arg(long = "allow-transfer", value_name = "CIDR")]
+    pub allow_transfer: Vec<String>,
+    /// File of TSIG keys, one `NAME:hmac-sha256:BASE64` per line: transfers must then be signed
+    /// with one of them.
+    #[arg(long, value_name = "FILE", env = "ECSDNS_TSIG_KEY_FILE")]
+    pub tsig_key_file: Option<std::path::PathBuf>,
+    /// Secondary to send NOTIFY to on every change (repeatable).
+    #[arg(long = "notify", value_name = "ADDR:PORT")]
+    pub notify: Vec<SocketAddr>,
+    /// Reverse zone to serve PTR records in for task addresses, e.g. 10.in-addr.arpa.
+    /// (repeatable).
+    #[arg(long = "reverse-zone", value_name = "ZONE")]
+    pub reverse_zones: Vec<String>,
 }
 
 impl DnsArgs {
@@ -88,6 +103,12 @@ impl DnsArgs {
         }
         s.client_subnet_trusted
             .extend(self.client_subnet_trusted.iter().cloned());
+        s.allow_transfer.extend(self.allow_transfer.iter().cloned());
+        if self.tsig_key_file.is_some() {
+            s.tsig_key_file = self.tsig_key_file.clone();
+        }
+        s.notify.extend(self.notify.iter().copied());
+        s.reverse_zones.extend(self.reverse_zones.iter().cloned());
         s
     }
 }

@@ -256,6 +256,16 @@ fn dns_metrics(dns: &DnsMetrics, e: &mut Exposition) {
             "Queries whose answer panicked (a bug; the server survives it).",
             m.panicked,
         ),
+        (
+            "ecsdns_dns_transfers_total",
+            "Zone transfer queries (AXFR, IXFR) answered over TCP, refusals included.",
+            m.transfers,
+        ),
+        (
+            "ecsdns_dns_transfer_messages_total",
+            "Messages sent answering zone transfers.",
+            m.transfer_messages,
+        ),
     ];
     for (name, help, n) in counters {
         e.single(name, help, Kind::Counter, n as f64);

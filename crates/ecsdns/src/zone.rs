@@ -37,6 +37,26 @@ pub fn zone_config(settings: &Settings) -> anyhow::Result<ZoneConfig> {
     for cidr in &settings.client_subnet_trusted {
         zone.az.trusted_forwarders.push(dns::Cidr::parse(cidr)?);
     }
+    for cidr in &settings.allow_transfer {
+        zone.transfer.allow.push(dns::Cidr::parse(cidr)?);
+    }
+    if let Some(path) = &settings.tsig_key_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the TSIG key file {}", path.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let key = dns::TsigKey::parse(line)
+                .with_context(|| format!("{} line {}", path.display(), n + 1))?;
+            zone.transfer.tsig_keys.push(key);
+        }
+        if zone.transfer.tsig_keys.is_empty() {
+            anyhow::bail!("the TSIG key file {} holds no key", path.display());
+        }
+    }
+    zone.transfer.notify = settings.notify.clone();
     if zone.az.subnets.len() > 250 {
         anyhow::bail!("at most 250 AZ subnets can be mapped");
     }
