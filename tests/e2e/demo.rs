@@ -182,3 +182,40 @@ fn desired_stopped_leaves_dns_before_the_task_stops() {
     }
     assert_eq!(checked, 2, "saw two tasks on their way out within a minute");
 }
+
+/// PTR over UDP for the demo's task addresses in a configured reverse zone, pointing at the task
+/// names; empty non-terminals answer NODATA, names outside the reverse zones are REFUSED.
+#[test]
+fn ptr_records_for_demo_tasks() {
+    let demo = Process::start(&[
+        "demo",
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--no-churn",
+        "--reverse-zone",
+        "10.in-addr.arpa.",
+    ]);
+    let api = demo.api.unwrap();
+    let body = testkit::http::get(&format!("http://{api}/v1/services/demo/web")).json();
+    let endpoints = body["endpoints"].as_array().unwrap();
+    assert!(!endpoints.is_empty());
+    for e in endpoints.iter().filter(|e| e["served"] == true) {
+        let ip = e["addresses"][0].as_str().unwrap();
+        let ptr = dig(demo.dns, &["+short", "-x", ip]);
+        let want = format!("{}.", e["dnsName"].as_str().unwrap());
+        assert_eq!(ptr.trim(), want, "PTR of {ip}");
+        // And back: the task name's address is the one we asked about.
+        assert_eq!(dig(demo.dns, &["+short", &want, "A"]).trim(), ip);
+    }
+    let ip = endpoints[0]["addresses"][0].as_str().unwrap();
+    let octets: Vec<&str> = ip.split('.').collect();
+    let ent = format!("{}.{}.10.in-addr.arpa.", octets[2], octets[1]);
+    let out = dig(demo.dns, &[&ent, "PTR"]);
+    assert!(out.contains("status: NOERROR") && out.contains("ANSWER: 0"), "{out}");
+    let out = dig(demo.dns, &["-x", "10.254.254.254"]);
+    assert!(out.contains("status: NXDOMAIN") && out.contains("10.in-addr.arpa."), "{out}");
+    let out = dig(demo.dns, &["-x", "192.168.0.1"]);
+    assert!(out.contains("status: REFUSED"), "{out}");
+    let soa = dig(demo.dns, &["+short", "10.in-addr.arpa.", "SOA"]);
+    assert!(soa.starts_with("ns1.ecs.internal."), "{soa}");
+}

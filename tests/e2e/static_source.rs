@@ -175,3 +175,45 @@ addresses = ["10.0.0.2"]
         "{log}"
     );
 }
+
+/// A reverse name shared by tasks of two services (bridge tasks on one host share its address)
+/// holds both PTRs, and keeps the other when one service goes.
+#[test]
+fn shared_addresses_keep_every_ptr() {
+    let dir = temp_dir("ptr");
+    let file = dir.join("endpoints.toml");
+    let web = "[[service]]\nname = \"web\"\n[[service.endpoint]]\nid = \"w1\"\naddresses = [\"10.0.0.9\"]\n";
+    let api = "[[service]]\nname = \"api\"\n[[service.endpoint]]\nid = \"a1\"\naddresses = [\"10.0.0.9\"]\n";
+    std::fs::write(&file, format!("{web}{api}")).unwrap();
+    let p = Process::start(&[
+        "serve",
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--endpoints",
+        file.to_str().unwrap(),
+        "--endpoints-poll",
+        "50ms",
+        "--reverse-zone",
+        "0.10.in-addr.arpa",
+    ]);
+    let ptrs = |p: &Process| {
+        let mut v: Vec<String> = dig(p.dns, &["+short", "-x", "10.0.0.9"])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ptrs(&p),
+        vec!["a1.api.static.ecs.internal.", "w1.web.static.ecs.internal."]
+    );
+    std::fs::write(&file, web).unwrap();
+    eventually(Duration::from_secs(10), "api's PTR to go", || {
+        (ptrs(&p) == vec!["w1.web.static.ecs.internal."]).then_some(())
+    });
+    std::fs::write(&file, "").unwrap();
+    eventually(Duration::from_secs(10), "the reverse name to go", || {
+        dig(p.dns, &["-x", "10.0.0.9"]).contains("NXDOMAIN").then_some(())
+    });
+}

@@ -128,7 +128,7 @@ impl Answerer {
             (Transport::Udp, None) => 512,
             (Transport::Udp, Some(e)) => usize::from(e.payload.clamp(512, max_udp)),
         };
-        let zone_at = match self.check(q) {
+        let zone = match self.check(q) {
             Ok(at) => at,
             Err(rcode) => return self.error(q.packet, rcode, Some(q.question_end), q.edns, out),
         };
@@ -171,7 +171,7 @@ impl Answerer {
                     Rcode::NxDomain
                 };
                 drop(entry);
-                self.negative(q, rcode, zone_at, out)
+                self.negative(q, rcode, zone, out)
             }
         }
     }
@@ -197,20 +197,28 @@ impl Answerer {
     }
 
     /// The rules that refuse a well-formed query before any lookup. Returns where the zone's
-    /// name starts inside the query name.
-    fn check(&self, q: &Query<'_>) -> Result<usize, Rcode> {
+    /// name starts inside the query name, and which zone (0: the main zone, then the reverse
+    /// zones in order).
+    fn check(&self, q: &Query<'_>) -> Result<(usize, usize), Rcode> {
         if q.edns.is_some_and(|e| e.version > 0) {
             return Err(Rcode::BadVers);
         }
         if q.qclass != CLASS_IN {
             return Err(Rcode::Refused);
         }
-        let zone_at = q.suffix_at(&self.table.origin_key).ok_or(Rcode::Refused)?;
+        let found = q.suffix_at(&self.table.origin_key).map(|at| (at, 0)).or_else(|| {
+            self.table
+                .reverse
+                .iter()
+                .enumerate()
+                .find_map(|(i, z)| q.suffix_at(&z.key).map(|at| (at, i + 1)))
+        });
+        let zone = found.ok_or(Rcode::Refused)?;
         match q.qtype {
             // Zone transfer only over TCP (served before this answer path).
             TYPE_AXFR | TYPE_IXFR => Err(Rcode::Refused),
             TYPE_MAILA | TYPE_MAILB => Err(Rcode::NotImp),
-            _ => Ok(zone_at),
+            _ => Ok(zone),
         }
     }
 
@@ -333,15 +341,25 @@ impl Answerer {
     }
 
     /// NXDOMAIN or NODATA, with the zone's SOA in the authority section (RFC 2308).
-    fn negative(&self, q: &Query<'_>, rcode: Rcode, zone_at: usize, out: &mut Vec<u8>) -> Outcome {
+    fn negative(
+        &self,
+        q: &Query<'_>,
+        rcode: Rcode,
+        (zone_at, zone): (usize, usize),
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        let (soa, serial_at) = match zone.checked_sub(1).and_then(|i| self.table.reverse.get(i)) {
+            Some(r) => (&r.negative_soa, r.negative_serial_at),
+            None => (&self.table.negative_soa, self.table.negative_serial_at),
+        };
         let ar = u16::from(q.edns.is_some());
         wire::push_header(out, q.packet, rcode, true, [1, 0, 1, ar]);
         out.extend_from_slice(q.question());
         let pointer = 0xC000u16 | (HEADER + zone_at) as u16;
         out.extend_from_slice(&pointer.to_be_bytes());
         let soa_at = out.len();
-        out.extend_from_slice(&self.table.negative_soa);
-        let at = soa_at + self.table.negative_serial_at;
+        out.extend_from_slice(soa);
+        let at = soa_at + serial_at;
         out[at..at + 4].copy_from_slice(&self.table.serial().to_be_bytes());
         self.push_opt(out, q.edns, Rcode::NoError, 0);
         Outcome::Answered {

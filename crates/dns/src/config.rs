@@ -39,6 +39,9 @@ pub struct ZoneConfig {
     pub az: AzConfig,
     /// Zone transfer to secondaries: who may transfer, with which keys, whom to notify.
     pub transfer: TransferConfig,
+    /// Reverse zones (e.g. `10.in-addr.arpa.`) served alongside: PTR records for the served
+    /// tasks' addresses that fall inside them, pointing at the task names.
+    pub reverse_zones: Vec<Name>,
 }
 
 /// Zone transfer (AXFR/IXFR over TCP) and NOTIFY. Nobody may transfer by default.
@@ -205,6 +208,15 @@ impl AzConfig {
 }
 
 impl ZoneConfig {
+    /// Adds a reverse zone (`10.in-addr.arpa.`, `0.0.d.f.ip6.arpa.`) to serve PTR records in.
+    pub fn add_reverse_zone(&mut self, name: &str) -> Result<(), DnsError> {
+        let zone = parse_reverse_zone(name)?;
+        if !self.reverse_zones.contains(&zone) {
+            self.reverse_zones.push(zone);
+        }
+        Ok(())
+    }
+
     /// A zone at `origin` with the default settings.
     pub fn new(origin: &str) -> Result<Self, DnsError> {
         let origin = parse_name(origin)?;
@@ -233,8 +245,42 @@ impl ZoneConfig {
             serial_base,
             az: AzConfig::default(),
             transfer: TransferConfig::default(),
+            reverse_zones: Vec::new(),
         })
     }
+}
+
+/// Parses a reverse zone: a name under `in-addr.arpa.` or `ip6.arpa.`.
+pub(crate) fn parse_reverse_zone(name: &str) -> Result<Name, DnsError> {
+    let parsed = parse_name(name)?;
+    let v4 = parse_name("in-addr.arpa.")?;
+    let v6 = parse_name("ip6.arpa.")?;
+    if v4.zone_of(&parsed) || v6.zone_of(&parsed) {
+        Ok(parsed)
+    } else {
+        Err(DnsError::Config(format!(
+            "{name:?} is not a reverse zone (under in-addr.arpa. or ip6.arpa.)"
+        )))
+    }
+}
+
+/// The reverse name of an address: `4.3.2.1.in-addr.arpa.`, or nibbles under `ip6.arpa.`.
+pub(crate) fn reverse_name(ip: IpAddr) -> Result<Name, DnsError> {
+    let text = match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa.", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(a) => {
+            let mut s = String::with_capacity(72);
+            for byte in a.octets().iter().rev() {
+                s.push_str(&format!("{:x}.{:x}.", byte & 0x0F, byte >> 4));
+            }
+            s.push_str("ip6.arpa.");
+            s
+        }
+    };
+    parse_name(&text)
 }
 
 /// Parses an absolute, lower-cased domain name (a missing final dot is added).

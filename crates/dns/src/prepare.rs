@@ -8,13 +8,14 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, SRV, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use model::{Task, port_label};
 use registry::{ServiceSnapshot, TaskView};
 
 use crate::entry::{AzTags, NameEntry, RrsetParts};
+use crate::config::reverse_name;
 use crate::{AzPreference, DnsError, ZoneConfig};
 
 /// Encodes one record positioned after a question for `qname`.
@@ -49,6 +50,15 @@ fn encode(qname: &Name, owner: &Name, ttl: u32, rdata: &RData) -> Result<Vec<u8>
 /// Builds the prepared entries of one zone from registry snapshots.
 pub(crate) struct Preparer<'a> {
     pub(crate) zone: &'a ZoneConfig,
+}
+
+/// Everything one service contributes to the table.
+pub(crate) struct Prepared {
+    /// The names it owns alone, with their RRsets.
+    pub(crate) names: Vec<(Name, NameEntry)>,
+    /// PTR records (one unit each) at reverse names, which tasks of several services may share
+    /// (bridge tasks on one host): the table merges them per name.
+    pub(crate) ptrs: Vec<(Name, Vec<u8>)>,
 }
 
 /// What one owner name holds while a service is being prepared.
@@ -119,10 +129,7 @@ impl Preparer<'_> {
 
     /// Every name a served service owns, with its prepared RRsets. Names that exist but hold no
     /// data (`_tcp.S.C.Z`, or `S.C.Z` with nothing served) come back with no RRsets.
-    pub(crate) fn service(
-        &self,
-        snapshot: &ServiceSnapshot,
-    ) -> Result<Vec<(Name, NameEntry)>, DnsError> {
+    pub(crate) fn service(&self, snapshot: &ServiceSnapshot) -> Result<Prepared, DnsError> {
         let key = &snapshot.key;
         let ttl = self
             .zone
@@ -135,6 +142,7 @@ impl Preparer<'_> {
         let mut names: BTreeMap<Name, Pending> = BTreeMap::new();
         names.entry(service.clone()).or_default();
         let mut additional: BTreeMap<Name, Vec<RData>> = BTreeMap::new();
+        let mut ptrs = Vec::new();
         for view in snapshot.served_views() {
             let task = view.task.as_ref();
             let Ok(id) = model::dns_label(task.id()) else {
@@ -152,6 +160,13 @@ impl Preparer<'_> {
                     })?;
             let (v4, v6) = Self::address_rdata(task);
             let az = self.zone.az.index_of(task.az.as_deref());
+            for ip in task.addresses.iter() {
+                let Ok(reverse) = reverse_name(*ip) else { continue };
+                if self.zone.reverse_zones.iter().any(|z| z.zone_of(&reverse)) {
+                    let ptr = RData::PTR(PTR(task_name.clone()));
+                    ptrs.push((reverse.clone(), encode(&reverse, &reverse, ttl, &ptr)?));
+                }
+            }
             let own = names.entry(task_name.clone()).or_default();
             for rdata in v4.iter().chain(&v6) {
                 own.rrsets
@@ -244,7 +259,7 @@ impl Preparer<'_> {
             }
             out.push((name, NameEntry::new(rrsets)));
         }
-        Ok(out)
+        Ok(Prepared { names: out, ptrs })
     }
 
     fn soa(&self, serial: u32) -> Result<RData, DnsError> {

@@ -1,7 +1,7 @@
 //! The answer table: lower-cased wire name -> prepared RRsets, shared by every query thread and
 //! updated per changed service by one writer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -10,8 +10,8 @@ use hickory_proto::rr::Name;
 use model::ServiceKey;
 use registry::ServiceSnapshot;
 
-use crate::entry::NameEntry;
-use crate::xfr::{Journal, records_of};
+use crate::entry::{NameEntry, RrsetParts};
+use crate::xfr::{Journal, in_zone, records_of};
 
 /// Records the IXFR journal may hold; past it, the oldest steps go (secondaries that far
 /// behind get a full transfer).
@@ -39,6 +39,18 @@ pub(crate) fn wire_key(name: &Name) -> Key {
 struct Owners {
     owned: HashMap<ServiceKey, Vec<Key>>,
     shared: HashMap<Key, usize>,
+    /// PTR records by reverse name and by the service that contributes them: several services'
+    /// tasks may share an address (bridge tasks on one host), so a reverse name is rebuilt from
+    /// every contributor.
+    ptr_holders: HashMap<Key, BTreeMap<ServiceKey, Vec<Vec<u8>>>>,
+    ptr_owned: HashMap<ServiceKey, Vec<Key>>,
+}
+
+/// A reverse zone served alongside the main zone: its apex and its negative-answer SOA.
+pub(crate) struct ReverseZone {
+    pub(crate) key: Key,
+    pub(crate) negative_soa: Box<[u8]>,
+    pub(crate) negative_serial_at: usize,
 }
 
 /// The prepared answers of one zone.
@@ -48,6 +60,8 @@ pub struct AnswerTable {
     pub(crate) names: DashMap<Key, NameEntry, ahash::RandomState>,
     pub(crate) negative_soa: Box<[u8]>,
     pub(crate) negative_serial_at: usize,
+    /// Reverse zones, in configuration order.
+    pub(crate) reverse: Vec<ReverseZone>,
     serial: AtomicU32,
     owners: Mutex<Owners>,
     /// Held by the follower for each whole generation it applies, and by zone transfers while
@@ -66,6 +80,21 @@ impl AnswerTable {
         for (name, entry) in preparer.apex()? {
             names.insert(wire_key(&name), entry);
         }
+        let mut reverse = Vec::new();
+        for origin in &zone.reverse_zones {
+            let mut rz = zone.clone();
+            rz.origin = origin.clone();
+            let preparer = Preparer { zone: &rz };
+            let (soa, serial_at) = preparer.negative_soa()?;
+            for (name, entry) in preparer.apex()? {
+                names.insert(wire_key(&name), entry);
+            }
+            reverse.push(ReverseZone {
+                key: wire_key(origin),
+                negative_soa: soa.into(),
+                negative_serial_at: serial_at,
+            });
+        }
         let origin_key = wire_key(&zone.origin);
         let serial = AtomicU32::new(zone.serial_base);
         Ok(Self {
@@ -74,6 +103,7 @@ impl AnswerTable {
             names,
             negative_soa: negative_soa.into(),
             negative_serial_at,
+            reverse,
             serial,
             owners: Mutex::new(Owners::default()),
             sync: Mutex::new(()),
@@ -128,9 +158,12 @@ impl AnswerTable {
         snapshot: Option<&ServiceSnapshot>,
     ) -> Result<(), DnsError> {
         let preparer = Preparer { zone: &self.zone };
-        let entries = match snapshot {
-            Some(s) => preparer.service(s)?,
-            None => Vec::new(),
+        let (entries, ptrs) = match snapshot {
+            Some(s) => {
+                let p = preparer.service(s)?;
+                (p.names, p.ptrs)
+            }
+            None => (Vec::new(), Vec::new()),
         };
         let mut owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
         let journaling = self.transfers_enabled();
@@ -173,6 +206,7 @@ impl AnswerTable {
         for old in old_keys.iter().flatten().filter(|k| !keep.contains(k)) {
             self.names.remove(old);
         }
+        self.set_ptrs(&mut owners, key, ptrs);
         match (existed, exists) {
             (false, true) => {
                 *owners.shared.entry(cluster.clone()).or_default() += 1;
@@ -189,6 +223,79 @@ impl AnswerTable {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Replaces the PTR records `key` contributes, rebuilding each reverse name it touches from
+    /// all its contributors.
+    fn set_ptrs(&self, owners: &mut Owners, key: &ServiceKey, ptrs: Vec<(Name, Vec<u8>)>) {
+        let mut mine: BTreeMap<Key, Vec<Vec<u8>>> = BTreeMap::new();
+        for (name, unit) in ptrs {
+            let units = mine.entry(wire_key(&name)).or_default();
+            if !units.contains(&unit) {
+                units.push(unit);
+            }
+        }
+        let old = owners.ptr_owned.remove(key).unwrap_or_default();
+        let touched: BTreeSet<Key> = old.into_iter().chain(mine.keys().cloned()).collect();
+        if !mine.is_empty() {
+            owners.ptr_owned.insert(key.clone(), mine.keys().cloned().collect());
+        }
+        for name in touched {
+            let holders = owners.ptr_holders.entry(name.clone()).or_default();
+            match mine.remove(&name) {
+                Some(units) => {
+                    holders.insert(key.clone(), units);
+                }
+                None => {
+                    holders.remove(key);
+                }
+            }
+            if holders.is_empty() {
+                owners.ptr_holders.remove(&name);
+                self.names.remove(&name);
+                self.set_ents(owners, &name, false);
+                continue;
+            }
+            let mut answer: Vec<(Vec<u8>, u16)> = Vec::new();
+            for unit in holders.values().flatten() {
+                if !answer.iter().any(|(u, _)| u == unit) {
+                    answer.push((unit.clone(), 1));
+                }
+            }
+            let entry = NameEntry::new(vec![RrsetParts {
+                qtype: 12,
+                answer,
+                ..RrsetParts::default()
+            }]);
+            if !self.names.contains_key(&name) {
+                self.set_ents(owners, &name, true);
+            }
+            self.names.insert(name, entry);
+        }
+    }
+
+    /// Counts a PTR name in (or out of) the empty non-terminals between it and its reverse
+    /// zone's apex, which then answer NODATA rather than NXDOMAIN (RFC 8020).
+    fn set_ents(&self, owners: &mut Owners, name: &Key, add: bool) {
+        let Some(zone) = self.reverse.iter().find(|z| in_zone(name, &z.key)) else {
+            return;
+        };
+        let mut at = 1 + usize::from(name[0]);
+        while at < name.len() && name[at..] != zone.key[..] {
+            let ent: Key = name[at..].into();
+            if add {
+                *owners.shared.entry(ent.clone()).or_default() += 1;
+                self.names.entry(ent).or_default();
+            } else {
+                let count = owners.shared.entry(ent.clone()).or_default();
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    owners.shared.remove(&ent);
+                    self.names.remove_if(&ent, |_, e| e.is_empty());
+                }
+            }
+            at += 1 + usize::from(name[at]);
+        }
     }
 
     /// Services the table serves now, for full rebuilds.

@@ -308,6 +308,10 @@ impl AnswerTable {
         // AXFR: SOA, every other record, SOA.
         w.push(&origin, &current_soa);
         for item in self.names.iter() {
+            // Reverse zones share the table but are not part of this zone.
+            if !in_zone(item.key(), &origin) {
+                continue;
+            }
             for (owner, data) in records_of(item.key(), item.value(), serial) {
                 if &owner[..] == &origin[..] && data.get(..2) == Some(&[0, 6][..]) {
                     continue;
@@ -318,6 +322,18 @@ impl AnswerTable {
         w.push(&origin, &current_soa);
         w.done()
     }
+}
+
+/// Whether the wire name `name` is `origin` or below it.
+pub(crate) fn in_zone(name: &[u8], origin: &[u8]) -> bool {
+    let mut at = 0;
+    while at < name.len() {
+        if &name[at..] == origin {
+            return true;
+        }
+        at += 1 + usize::from(name[at]);
+    }
+    origin == [0]
 }
 
 /// RFC 1982: whether `a` <= `b` in serial number arithmetic.

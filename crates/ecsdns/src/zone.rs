@@ -57,6 +57,9 @@ pub fn zone_config(settings: &Settings) -> anyhow::Result<ZoneConfig> {
         }
     }
     zone.transfer.notify = settings.notify.clone();
+    for reverse in &settings.reverse_zones {
+        zone.add_reverse_zone(reverse)?;
+    }
     if zone.az.subnets.len() > 250 {
         anyhow::bail!("at most 250 AZ subnets can be mapped");
     }
