@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command. On a fresh machine it installs what the tests need (Debian: dig, kdig,
-# knot, nsd, chromium + chromedriver; PyPI: moto, the local ECS/SQS/EC2 endpoint, into a venv), then checks formatting and lints,
+# knot, nsd, chromium + chromedriver; PyPI: moto, the local ECS/SQS/EC2 endpoint, and cfn-lint, into a venv), then checks formatting and lints,
 # then runs every test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -22,11 +22,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# moto, pinned, in its own venv outside the clone (kept between runs).
+# moto and cfn-lint (it checks deploy/cloudformation.yaml), pinned, in one venv outside the
+# clone (kept between runs).
 moto_version="5.2.5"
+cfn_lint_version="1.58.0"
 venv="${ECSDNS_MOTO_VENV:-$HOME/.cache/ecsdns/moto-venv}"
-if [ ! -f "$venv/.ecsdns-moto-$moto_version" ]; then
-  echo "test.sh: installing moto $moto_version into $venv"
+if [ ! -f "$venv/.ecsdns-moto-$moto_version-cfn-lint-$cfn_lint_version" ]; then
+  echo "test.sh: installing moto $moto_version and cfn-lint $cfn_lint_version into $venv"
   rm -rf "$venv"
   if ! python3 -m venv "$venv" 2>/dev/null; then
     sudo=""
@@ -35,10 +37,12 @@ if [ ! -f "$venv/.ecsdns-moto-$moto_version" ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv "$venv"
   fi
-  "$venv/bin/pip" install -q "moto[server,ecs,sqs,events,ec2]==$moto_version"
-  touch "$venv/.ecsdns-moto-$moto_version"
+  "$venv/bin/pip" install -q "moto[server,ecs,sqs,events,ec2]==$moto_version" \
+    "cfn-lint==$cfn_lint_version"
+  touch "$venv/.ecsdns-moto-$moto_version-cfn-lint-$cfn_lint_version"
 fi
 export ECSDNS_MOTO_SERVER="$venv/bin/moto_server"
+export ECSDNS_CFN_LINT="$venv/bin/cfn-lint"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -211,9 +211,15 @@ fn ptr_records_for_demo_tasks() {
     let octets: Vec<&str> = ip.split('.').collect();
     let ent = format!("{}.{}.10.in-addr.arpa.", octets[2], octets[1]);
     let out = dig(demo.dns, &[&ent, "PTR"]);
-    assert!(out.contains("status: NOERROR") && out.contains("ANSWER: 0"), "{out}");
+    assert!(
+        out.contains("status: NOERROR") && out.contains("ANSWER: 0"),
+        "{out}"
+    );
     let out = dig(demo.dns, &["-x", "10.254.254.254"]);
-    assert!(out.contains("status: NXDOMAIN") && out.contains("10.in-addr.arpa."), "{out}");
+    assert!(
+        out.contains("status: NXDOMAIN") && out.contains("10.in-addr.arpa."),
+        "{out}"
+    );
     let out = dig(demo.dns, &["-x", "192.168.0.1"]);
     assert!(out.contains("status: REFUSED"), "{out}");
     let soa = dig(demo.dns, &["+short", "10.in-addr.arpa.", "SOA"]);

@@ -454,3 +454,67 @@ fn reconcile_call_budget() {
     );
     assert!(calls <= budget, "{calls} ECS calls for {n} tasks");
 }
+
+/// The scale-out model: two stateless replicas, each on its own queue (the EventBridge rule's two
+/// targets), both converge from the ECS API and both act on every event.
+#[test]
+fn replicas_on_their_own_queues_answer_alike() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto);
+    let cluster = aws.cluster("rep");
+    let net = aws.network();
+    let td = aws.task_definition("web", NetworkMode::Awsvpc, &[("http", 8080)]);
+    let tasks = aws.run_awsvpc("rep", &td, 3, "web", &net);
+    let (qa, qb) = (aws.queue("ecsdns-a"), aws.queue("ecsdns-b"));
+    let args = |q: &str| {
+        [
+            "--cluster",
+            "rep",
+            "--sqs-queue-url",
+            q,
+            "--reconcile-interval",
+            "1h",
+        ]
+        .map(str::to_string)
+    };
+    let (aa, ab) = (args(&qa), args(&qb));
+    let a = serve(&moto, &aa.iter().map(String::as_str).collect::<Vec<_>>());
+    let b = serve(&moto, &ab.iter().map(String::as_str).collect::<Vec<_>>());
+    let name = "web.rep.ecs.internal";
+    let ips: BTreeSet<String> = tasks.iter().map(|(_, ip)| ip.clone()).collect();
+    for p in [&a, &b] {
+        eventually(WAIT, "each replica to reconcile", || {
+            (set(p.dns, name, "A") == ips).then_some(())
+        });
+    }
+    // One event, delivered to both queues as EventBridge does for a rule with two targets.
+    let (arn, ip) = &tasks[0];
+    let mut d = detail(&cluster, arn, 100, "RUNNING", "STOPPED");
+    d["group"] = json!("service:web");
+    let event = task_event(d);
+    aws.send(&qa, &event);
+    aws.send(&qb, &event);
+    let rest: BTreeSet<String> = ips.iter().filter(|i| *i != ip).cloned().collect();
+    for p in [&a, &b] {
+        eventually(WAIT, "each replica to drop the stopping task", || {
+            (set(p.dns, name, "A") == rest).then_some(())
+        });
+    }
+    for qtype in ["A", "SRV"] {
+        assert_eq!(set(a.dns, name, qtype), set(b.dns, name, qtype), "{qtype}");
+    }
+    let state = |p: &Process| {
+        let v = api(p, "/v1/services/rep/web").json();
+        v["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["taskArn"].to_string(), e["state"].to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        state(&a),
+        state(&b),
+        "the API agrees too, draining task included"
+    );
+}

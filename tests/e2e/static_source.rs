@@ -214,6 +214,8 @@ fn shared_addresses_keep_every_ptr() {
     });
     std::fs::write(&file, "").unwrap();
     eventually(Duration::from_secs(10), "the reverse name to go", || {
-        dig(p.dns, &["-x", "10.0.0.9"]).contains("NXDOMAIN").then_some(())
+        dig(p.dns, &["-x", "10.0.0.9"])
+            .contains("NXDOMAIN")
+            .then_some(())
     });
 }

@@ -73,10 +73,19 @@ fn start_knot(dir: &std::path::Path, port: u16, primary: SocketAddr) -> Knot {
 fn serial(server: SocketAddr) -> Option<u32> {
     let at = format!("@{}", server.ip());
     let port = server.port().to_string();
-    kdig_any(&[&at, "-p", &port, "+time=1", "+retry=0", "+short", "SOA", "ecs.internal."])
-        .split_whitespace()
-        .nth(2)
-        .and_then(|s| s.parse().ok())
+    kdig_any(&[
+        &at,
+        "-p",
+        &port,
+        "+time=1",
+        "+retry=0",
+        "+short",
+        "SOA",
+        "ecs.internal.",
+    ])
+    .split_whitespace()
+    .nth(2)
+    .and_then(|s| s.parse().ok())
 }
 
 /// The answer lines of a query, sorted (rotation differs between servers).
@@ -142,7 +151,11 @@ fn knot_follows_by_axfr_then_notify_and_ixfr() {
         ("ecs.internal.", "NS"),
     ];
     for (name, qtype) in sample {
-        assert_eq!(records(knot, name, qtype), records(p.dns, name, qtype), "{name} {qtype}");
+        assert_eq!(
+            records(knot, name, qtype),
+            records(p.dns, name, qtype),
+            "{name} {qtype}"
+        );
     }
 
     // Churn: NOTIFY, then IXFR, brings Knot to the new serial within 2 s, each time.
@@ -158,25 +171,46 @@ fn knot_follows_by_axfr_then_notify_and_ixfr() {
         });
         let took = changed.elapsed();
         eprintln!("transfer: Knot reached serial {target} {took:?} after our change");
-        assert!(took <= Duration::from_secs(2), "Knot reached serial {target} after {took:?}");
+        assert!(
+            took <= Duration::from_secs(2),
+            "Knot reached serial {target} after {took:?}"
+        );
         for (name, qtype) in sample {
-            assert_eq!(records(knot, name, qtype), records(p.dns, name, qtype), "{name} {qtype}");
+            assert_eq!(
+                records(knot, name, qtype),
+                records(p.dns, name, qtype),
+                "{name} {qtype}"
+            );
         }
         assert_eq!(records(knot, "web.static.ecs.internal.", "A").len(), n);
     }
     let log = std::fs::read_to_string(knot_dir.join("knot.log")).unwrap();
-    assert!(log.contains("AXFR, incoming"), "the first transfer is whole: {log}");
+    assert!(
+        log.contains("AXFR, incoming"),
+        "the first transfer is whole: {log}"
+    );
     assert!(log.contains("IXFR, incoming"), "then incremental: {log}");
     assert!(!log.contains("fallback to AXFR"), "{log}");
     let page = testkit::http::get(&format!("http://{}/metrics", p.api.unwrap())).body;
     let transfers = testkit::http::metric(&page, "ecsdns_dns_transfers_total").unwrap();
-    assert!(transfers >= 4.0, "one AXFR and three IXFRs at least: {transfers}");
+    assert!(
+        transfers >= 4.0,
+        "one AXFR and three IXFRs at least: {transfers}"
+    );
 
     // Outside the ACL: REFUSED, whatever the key.
     let port = p.dns.port().to_string();
     let key = format!("hmac-sha256:xfr:{SECRET}");
     let outside = kdig_any(&[
-        "@127.0.0.1", "-p", &port, "-b", "127.0.0.2", "-y", &key, "AXFR", "ecs.internal.",
+        "@127.0.0.1",
+        "-p",
+        &port,
+        "-b",
+        "127.0.0.2",
+        "-y",
+        &key,
+        "AXFR",
+        "ecs.internal.",
     ]);
     assert!(outside.contains("REFUSED"), "{outside}");
     // Inside, unsigned: REFUSED (keys are configured).
@@ -184,17 +218,53 @@ fn knot_follows_by_axfr_then_notify_and_ixfr() {
     assert!(unsigned.contains("REFUSED"), "{unsigned}");
     // Inside, with a wrong secret: NOTAUTH / BADSIG, no records.
     let wrong = format!("hmac-sha256:xfr:{WRONG}");
-    let bad = kdig_any(&["@127.0.0.1", "-p", &port, "-y", &wrong, "AXFR", "ecs.internal."]);
+    let bad = kdig_any(&[
+        "@127.0.0.1",
+        "-p",
+        &port,
+        "-y",
+        &wrong,
+        "AXFR",
+        "ecs.internal.",
+    ]);
     assert!(bad.contains("NOTAUTH") || bad.contains("BADSIG"), "{bad}");
     assert!(!bad.contains("10.0.0.1"), "{bad}");
     // An unknown key name: BADKEY.
     let unknown = format!("hmac-sha256:other:{SECRET}");
-    let bad = kdig_any(&["@127.0.0.1", "-p", &port, "-y", &unknown, "AXFR", "ecs.internal."]);
+    let bad = kdig_any(&[
+        "@127.0.0.1",
+        "-p",
+        &port,
+        "-y",
+        &unknown,
+        "AXFR",
+        "ecs.internal.",
+    ]);
     assert!(bad.contains("NOTAUTH") || bad.contains("BADKEY"), "{bad}");
     // The right key: the whole zone, signed (kdig verifies our TSIG).
-    let good = kdig_any(&["@127.0.0.1", "-p", &port, "-y", &key, "AXFR", "ecs.internal."]);
-    assert!(good.contains("10.0.0.5") && !good.contains("WARNING"), "{good}");
+    let good = kdig_any(&[
+        "@127.0.0.1",
+        "-p",
+        &port,
+        "-y",
+        &key,
+        "AXFR",
+        "ecs.internal.",
+    ]);
+    assert!(
+        good.contains("10.0.0.5") && !good.contains("WARNING"),
+        "{good}"
+    );
     // Never over UDP.
-    let udp = kdig_any(&["@127.0.0.1", "-p", &port, "+notcp", "-y", &key, "IXFR=1", "ecs.internal."]);
+    let udp = kdig_any(&[
+        "@127.0.0.1",
+        "-p",
+        &port,
+        "+notcp",
+        "-y",
+        &key,
+        "IXFR=1",
+        "ecs.internal.",
+    ]);
     assert!(!udp.contains("10.0.0.5"), "{udp}");
 }

@@ -206,13 +206,16 @@ impl Answerer {
         if q.qclass != CLASS_IN {
             return Err(Rcode::Refused);
         }
-        let found = q.suffix_at(&self.table.origin_key).map(|at| (at, 0)).or_else(|| {
-            self.table
-                .reverse
-                .iter()
-                .enumerate()
-                .find_map(|(i, z)| q.suffix_at(&z.key).map(|at| (at, i + 1)))
-        });
+        let found = q
+            .suffix_at(&self.table.origin_key)
+            .map(|at| (at, 0))
+            .or_else(|| {
+                self.table
+                    .reverse
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, z)| q.suffix_at(&z.key).map(|at| (at, i + 1)))
+            });
         let zone = found.ok_or(Rcode::Refused)?;
         match q.qtype {
             // Zone transfer only over TCP (served before this answer path).

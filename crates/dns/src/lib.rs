@@ -17,20 +17,20 @@ mod config;
 mod entry;
 pub mod follow;
 mod metrics;
+pub mod notify;
 mod prepare;
 mod server;
 mod table;
 mod tsig;
 mod wire;
 mod xfr;
-pub mod notify;
 
 pub use answer::{Answerer, Outcome, Transport};
 pub use config::{AzConfig, AzPreference, Cidr, TransferConfig, ZoneConfig};
-pub use tsig::TsigKey;
 pub use metrics::{DnsMetrics, LatencySnapshot, MetricsSnapshot};
 pub use server::{DnsServer, ServerConfig, bind_udp_tcp};
 pub use table::AnswerTable;
+pub use tsig::TsigKey;
 
 use thiserror::Error;
 

@@ -14,8 +14,8 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use model::{Task, port_label};
 use registry::{ServiceSnapshot, TaskView};
 
-use crate::entry::{AzTags, NameEntry, RrsetParts};
 use crate::config::reverse_name;
+use crate::entry::{AzTags, NameEntry, RrsetParts};
 use crate::{AzPreference, DnsError, ZoneConfig};
 
 /// Encodes one record positioned after a question for `qname`.
@@ -161,7 +161,9 @@ impl Preparer<'_> {
             let (v4, v6) = Self::address_rdata(task);
             let az = self.zone.az.index_of(task.az.as_deref());
             for ip in task.addresses.iter() {
-                let Ok(reverse) = reverse_name(*ip) else { continue };
+                let Ok(reverse) = reverse_name(*ip) else {
+                    continue;
+                };
                 if self.zone.reverse_zones.iter().any(|z| z.zone_of(&reverse)) {
                     let ptr = RData::PTR(PTR(task_name.clone()));
                     ptrs.push((reverse.clone(), encode(&reverse, &reverse, ttl, &ptr)?));

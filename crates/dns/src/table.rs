@@ -238,7 +238,9 @@ impl AnswerTable {
         let old = owners.ptr_owned.remove(key).unwrap_or_default();
         let touched: BTreeSet<Key> = old.into_iter().chain(mine.keys().cloned()).collect();
         if !mine.is_empty() {
-            owners.ptr_owned.insert(key.clone(), mine.keys().cloned().collect());
+            owners
+                .ptr_owned
+                .insert(key.clone(), mine.keys().cloned().collect());
         }
         for name in touched {
             let holders = owners.ptr_holders.entry(name.clone()).or_default();

@@ -32,19 +32,23 @@ const CLASS_ANY: u16 = 255;
 /// Allowed clock skew, seconds (RFC 8945 recommends 300).
 const FUDGE: u16 = 300;
 
-/// TSIG errors (RFC 8945 5.2), sent with rcode NOTAUTH.
+/// TSIG errors (RFC 8945 5.2: BADSIG, BADKEY, BADTIME), sent with rcode NOTAUTH.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TsigError {
-    BadSig = 16,
-    BadKey = 17,
-    BadTime = 18,
+    Sig = 16,
+    Key = 17,
+    Time = 18,
 }
 
 impl TsigKey {
     /// Parses `NAME:hmac-sha256:BASE64SECRET` (the algorithm may be left out).
     pub fn parse(spec: &str) -> Result<Self, DnsError> {
         use base64::Engine;
-        let bad = |why: &str| DnsError::Config(format!("TSIG key: {why} (expected NAME:hmac-sha256:BASE64)"));
+        let bad = |why: &str| {
+            DnsError::Config(format!(
+                "TSIG key: {why} (expected NAME:hmac-sha256:BASE64)"
+            ))
+        };
         let parts: Vec<&str> = spec.trim().split(':').collect();
         let (name, secret) = match parts.as_slice() {
             [name, alg, secret] if alg.eq_ignore_ascii_case("hmac-sha256") => (*name, *secret),
@@ -114,7 +118,11 @@ fn name_at(p: &[u8], mut at: usize) -> Option<(Vec<u8>, usize)> {
             return None;
         }
         out.push(len as u8);
-        out.extend(p.get(at + 1..at + 1 + len)?.iter().map(u8::to_ascii_lowercase));
+        out.extend(
+            p.get(at + 1..at + 1 + len)?
+                .iter()
+                .map(u8::to_ascii_lowercase),
+        );
         at += 1 + len;
         if len == 0 {
             return Some((out, at));
@@ -181,11 +189,20 @@ pub(crate) fn verify(p: &[u8], keys: &[TsigKey], now: u64) -> Verdict {
         let error = u16_at(p, after_alg + 12 + mac_len)?;
         let other_len = usize::from(u16_at(p, after_alg + 14 + mac_len)?);
         let other = p.get(after_alg + 16 + mac_len..after_alg + 16 + mac_len + other_len)?;
-        Some((key_name, alg, time, fudge, mac, original_id, error, other.to_vec()))
+        Some((
+            key_name,
+            alg,
+            time,
+            fudge,
+            mac,
+            original_id,
+            error,
+            other.to_vec(),
+        ))
     })();
     let Some((key_name, alg, time, fudge, mac, original_id, error, other)) = parsed else {
         return Verdict::Invalid {
-            error: TsigError::BadSig,
+            error: TsigError::Sig,
             key_name: Vec::new(),
             original_id: u16_at(p, 0).unwrap_or(0),
         };
@@ -196,13 +213,13 @@ pub(crate) fn verify(p: &[u8], keys: &[TsigKey], now: u64) -> Verdict {
         original_id,
     };
     let Some(index) = keys.iter().position(|k| k.name == key_name) else {
-        return invalid(TsigError::BadKey);
+        return invalid(TsigError::Key);
     };
     if alg != HMAC_SHA256 {
-        return invalid(TsigError::BadKey);
+        return invalid(TsigError::Key);
     }
     let Some(mut h) = keys[index].mac() else {
-        return invalid(TsigError::BadKey);
+        return invalid(TsigError::Key);
     };
     // The message as signed: without the TSIG record, ARCOUNT one less, the original id.
     let mut message = p[..at].to_vec();
@@ -220,10 +237,10 @@ pub(crate) fn verify(p: &[u8], keys: &[TsigKey], now: u64) -> Verdict {
     h.update(&(other.len() as u16).to_be_bytes());
     h.update(&other);
     if mac.len() < 16 || h.verify_truncated_left(&mac).is_err() {
-        return invalid(TsigError::BadSig);
+        return invalid(TsigError::Sig);
     }
     if now.abs_diff(time) > u64::from(fudge) {
-        return invalid(TsigError::BadTime);
+        return invalid(TsigError::Time);
     }
     Verdict::Valid(Signed {
         key: index,
@@ -272,7 +289,11 @@ pub(crate) fn push_tsig(
     original_id: u16,
     error: u16,
 ) {
-    let name = if key_name.is_empty() { &[0u8][..] } else { key_name };
+    let name = if key_name.is_empty() {
+        &[0u8][..]
+    } else {
+        key_name
+    };
     message.extend_from_slice(name);
     message.extend_from_slice(&TYPE_TSIG.to_be_bytes());
     message.extend_from_slice(&CLASS_ANY.to_be_bytes());

@@ -89,7 +89,10 @@ impl Journal {
     fn since(&self, serial: u32) -> Option<Vec<&Delta>> {
         let start = self.deltas.iter().position(|d| d.from == serial)?;
         let chain: Vec<&Delta> = self.deltas.iter().skip(start).collect();
-        chain.windows(2).all(|w| w[0].to == w[1].from).then_some(chain)
+        chain
+            .windows(2)
+            .all(|w| w[0].to == w[1].from)
+            .then_some(chain)
     }
 
     /// Steps held.
@@ -202,13 +205,16 @@ impl AnswerTable {
         if q.qtype != TYPE_AXFR && q.qtype != TYPE_IXFR {
             return None;
         }
-        let allowed = client.is_some_and(|ip| self.zone.transfer.allow.iter().any(|c| c.contains(ip)));
+        let allowed =
+            client.is_some_and(|ip| self.zone.transfer.allow.iter().any(|c| c.contains(ip)));
         let keys = &self.zone.transfer.tsig_keys;
         let now = now_secs();
         let signed = match tsig::verify(query, keys, now) {
             Verdict::Valid(s) => Some(s),
             Verdict::Unsigned if keys.is_empty() => None,
-            Verdict::Unsigned => return Some(vec![self.refusal(query, q.question_end, Rcode::Refused)]),
+            Verdict::Unsigned => {
+                return Some(vec![self.refusal(query, q.question_end, Rcode::Refused)]);
+            }
             Verdict::Invalid {
                 error,
                 key_name,
@@ -284,7 +290,10 @@ impl AnswerTable {
                 w.push(&origin, &current_soa);
                 return w.done();
             }
-            let journal = self.journal.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let journal = self
+                .journal
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(chain) = journal.since(client) {
                 w.push(&origin, &current_soa);
                 for delta in chain {
@@ -313,7 +322,7 @@ impl AnswerTable {
                 continue;
             }
             for (owner, data) in records_of(item.key(), item.value(), serial) {
-                if &owner[..] == &origin[..] && data.get(..2) == Some(&[0, 6][..]) {
+                if owner[..] == origin[..] && data.get(..2) == Some(&[0, 6][..]) {
                     continue;
                 }
                 w.push(&owner, &data);

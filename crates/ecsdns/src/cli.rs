@@ -60,6 +60,9 @@ pub enum Command {
     Watch(WatchArgs),
     /// Ask a running ecsdns to reconcile every watched cluster now (needs a token).
     Reconcile(ClientArgs),
+    /// Exit 0 when a running ecsdns answers `/healthz` (for container health checks: the
+    /// image has no shell or curl).
+    Health(ClientArgs),
 }
 
 /// How the operator subcommands reach a running ecsdns. Exit codes: 0 ok, 1 API unreachable or
@@ -289,6 +292,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Watch(a) => (a.client, Client::Watch(a.cluster, a.service, a.json)),
         Command::Reconcile(a) => (a, Client::Reconcile),
+        Command::Health(a) => (a, Client::Health),
         server => {
             serve_or_demo(server).await?;
             return Ok(ExitCode::SUCCESS);
@@ -309,6 +313,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             client::watch(&target, cluster.as_deref(), service.as_deref(), json).await
         }
         Client::Reconcile => client::reconcile(&target).await,
+        Client::Health => client::health(&target).await,
     })
 }
 
@@ -318,6 +323,7 @@ enum Client {
     Endpoints(String, String, EndpointFilter, bool),
     Watch(Option<String>, Option<String>, bool),
     Reconcile,
+    Health,
 }
 
 async fn serve_or_demo(command: Command) -> anyhow::Result<()> {
@@ -396,7 +402,8 @@ async fn serve_or_demo(command: Command) -> anyhow::Result<()> {
         Command::Services(_)
         | Command::Endpoints(_)
         | Command::Watch(_)
-        | Command::Reconcile(_) => {
+        | Command::Reconcile(_)
+        | Command::Health(_) => {
             anyhow::bail!("not a server command")
         }
     }

@@ -329,6 +329,22 @@ pub async fn reconcile(target: &Target) -> ExitCode {
     )
 }
 
+/// `ecsdns health`: `/healthz` answers 200 within 3 s.
+pub async fn health(target: &Target) -> ExitCode {
+    finish(
+        async {
+            let http = client(Some(Duration::from_secs(3)))?;
+            send(
+                target,
+                target.request(&http, reqwest::Method::GET, "/healthz"),
+            )
+            .await?;
+            Ok(Exit::Ok)
+        }
+        .await,
+    )
+}
+
 /// `ecsdns watch`: prints every change until interrupted, reconnecting (and resuming from the
 /// last event seen) when the connection drops.
 pub async fn watch(
