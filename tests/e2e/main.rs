@@ -15,6 +15,7 @@ mod deploy;
 mod dns_rules;
 mod ecs_aws;
 mod ecs_watch;
+mod faults;
 mod fixture;
 mod health;
 mod same_az;

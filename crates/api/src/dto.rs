@@ -403,6 +403,10 @@ pub struct Readiness {
     pub ready: bool,
     /// Some source fails now; answers may be stale.
     pub degraded: bool,
+    /// DNS serves the state restored from the state file (warm restart) and not every source
+    /// has synced since: answers are from before the restart.
+    #[serde(default)]
+    pub stale: bool,
     /// Per source.
     pub sources: Vec<SourceStatus>,
 }

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Settings;
 use crate::operator::{AppOperator, LocalSources, VISIBLE_BOUNDS};
+use crate::state_file;
 use crate::static_file::{self, StaticSource};
 
 /// How long a removed task's tombstone is kept to recognise late, older events.
@@ -41,6 +42,8 @@ pub struct App {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     server: DnsServer,
+    /// Where the registry is saved at shutdown, and the zone it belongs to.
+    state: Option<(PathBuf, String)>,
 }
 
 impl App {
@@ -51,6 +54,13 @@ impl App {
             ..RegistryConfig::default()
         }));
         let table = Arc::new(AnswerTable::new(crate::zone::zone_config(settings)?)?);
+        let zone_name = table.zone().origin.to_string();
+        // Before any source starts: a reconcile's listing marker must come after these, so the
+        // listing removes whatever stopped while we were down.
+        let restored = match &settings.state_file {
+            Some(path) => restore(&registry, path, &zone_name),
+            None => false,
+        };
         let dns_metrics = Arc::new(DnsMetrics::default());
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -127,6 +137,18 @@ impl App {
             Some(Arc::new(watcher))
         };
         let local = Arc::new(LocalSources::default());
+        if restored {
+            local.set_restored();
+        }
+        if let Some(path) = &settings.state_file {
+            tasks.spawn(save_state(
+                Arc::clone(&registry),
+                path.clone(),
+                zone_name.clone(),
+                settings.state_interval,
+                stopped.clone(),
+            ));
+        }
         if settings.endpoints.is_some() {
             local.expect(ENDPOINTS_SOURCE);
         }
@@ -184,6 +206,7 @@ impl App {
             stop,
             tasks,
             server,
+            state: settings.state_file.clone().map(|p| (p, zone_name)),
         };
         if let Some(path) = &settings.endpoints {
             app.watch_endpoints(path.clone(), settings.endpoints_poll)
@@ -317,6 +340,13 @@ impl App {
         drop(self.updates);
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
+        if let Some((path, zone)) = self.state.take() {
+            let tasks = self.registry.live_tasks();
+            match state_file::write(&path, &zone, &tasks) {
+                Ok(()) => tracing::info!(tasks = tasks.len(), path = %path.display(), "state saved"),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "state not saved"),
+            }
+        }
     }
 }
 
@@ -423,6 +453,66 @@ async fn track_visibility(
             return;
         }
         histogram.observe(received.elapsed());
+    }
+}
+
+/// Fills the registry from the state file; false (and a log line saying why) when there is none
+/// or it is refused.
+fn restore(registry: &Registry, path: &std::path::Path, zone: &str) -> bool {
+    let started = Instant::now();
+    match state_file::read(path, zone) {
+        Ok(Some(tasks)) => {
+            let n = tasks.len();
+            registry.apply_batch(tasks.into_iter().map(Update::Upsert));
+            tracing::info!(
+                tasks = n,
+                path = %path.display(),
+                took_ms = started.elapsed().as_millis() as u64,
+                "state restored: serving it (stale) until the sources have synced"
+            );
+            true
+        }
+        Ok(None) => {
+            tracing::info!(path = %path.display(), "no state file yet: cold start");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(
+                path = %path.display(),
+                error = %format!("{e:#}"),
+                "state file refused and ignored: cold start"
+            );
+            false
+        }
+    }
+}
+
+/// Rewrites the state file every `interval` when the registry changed since the last write.
+async fn save_state(
+    registry: Arc<Registry>,
+    path: PathBuf,
+    zone: String,
+    interval: Duration,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut saved = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stopping.changed() => return,
+        }
+        let generation = registry.generation();
+        if saved == Some(generation) {
+            continue;
+        }
+        let tasks = registry.live_tasks();
+        let (path, zone) = (path.clone(), zone.clone());
+        let wrote = tokio::task::spawn_blocking(move || state_file::write(&path, &zone, &tasks)).await;
+        match wrote {
+            Ok(Ok(())) => saved = Some(generation),
+            Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "state file not written"),
+            Err(_) => return,
+        }
     }
 }
 

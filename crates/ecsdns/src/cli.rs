@@ -175,6 +175,13 @@ pub struct ServeArgs {
     /// How often to check the endpoints file for changes.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub endpoints_poll: Duration,
+    /// Warm restart: keep the registry in this file (rewritten every --state-interval when it
+    /// changed, and at shutdown) and serve from it at start until the sources have synced.
+    #[arg(long, env = "ECSDNS_STATE_FILE")]
+    pub state_file: Option<PathBuf>,
+    /// How often the state file is rewritten [default: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    pub state_interval: Option<Duration>,
     /// ECS cluster to watch, as NAME or ARN, optionally =ALIAS for its DNS label (repeatable).
     #[arg(
         long = "cluster",
@@ -339,6 +346,12 @@ async fn serve_or_demo(command: Command) -> anyhow::Result<()> {
                 settings.endpoints = args.endpoints.clone();
             }
             settings.endpoints_poll = args.endpoints_poll;
+            if args.state_file.is_some() {
+                settings.state_file = args.state_file.clone();
+            }
+            if let Some(v) = args.state_interval {
+                settings.state_interval = v;
+            }
             for spec in &args.clusters {
                 settings
                     .ecs

@@ -21,6 +21,10 @@ pub struct FileConfig {
     pub registry: RegistryFile,
     /// Static endpoints file.
     pub endpoints: Option<PathBuf>,
+    /// Warm-restart state file.
+    pub state_file: Option<PathBuf>,
+    /// How often the state file is rewritten (when something changed), e.g. `30s`.
+    pub state_interval: Option<String>,
     /// `[ecs]`
     #[serde(default)]
     pub ecs: EcsFile,
@@ -184,6 +188,10 @@ pub struct Settings {
     pub endpoints: Option<PathBuf>,
     /// How often the endpoints file is checked for changes.
     pub endpoints_poll: Duration,
+    /// Warm-restart state file: written periodically and at shutdown, read at start.
+    pub state_file: Option<PathBuf>,
+    /// How often the state file is rewritten when the registry changed.
+    pub state_interval: Duration,
     /// The ECS watcher, when clusters are configured.
     pub ecs: EcsSettings,
     /// HTTP API listen address; `None` turns the API off.
@@ -273,6 +281,8 @@ impl Default for Settings {
             fail_open: true,
             endpoints: None,
             endpoints_poll: Duration::from_secs(1),
+            state_file: None,
+            state_interval: Duration::from_secs(30),
             ecs: EcsSettings::default(),
             http_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8053))),
             api_token_file: None,
@@ -331,6 +341,12 @@ impl Settings {
         }
         if let Some(v) = file.registry.fail_open {
             self.fail_open = v;
+        }
+        if file.state_file.is_some() {
+            self.state_file = file.state_file;
+        }
+        if let Some(v) = file.state_interval {
+            self.state_interval = parse_duration(&v)?;
         }
         if file.endpoints.is_some() {
             self.endpoints = file.endpoints;

@@ -7,5 +7,6 @@ pub mod client;
 pub mod config;
 mod dns_args;
 pub mod operator;
+pub mod state_file;
 pub mod static_file;
 pub mod zone;

@@ -20,9 +20,16 @@ pub const VISIBLE_BOUNDS: [f64; 10] = [
 #[derive(Debug, Default)]
 pub struct LocalSources {
     states: Mutex<BTreeMap<String, SourceState>>,
+    /// The registry started from the state file (warm restart).
+    restored: std::sync::atomic::AtomicBool,
 }
 
 impl LocalSources {
+    /// Records that the registry was filled from the state file at start.
+    pub fn set_restored(&self) {
+        self.restored.store(true, Ordering::Relaxed);
+    }
+
     /// Declares a source that is not synced yet.
     pub fn expect(&self, name: &str) {
         self.lock().entry(name.to_string()).or_default();
@@ -108,6 +115,7 @@ impl api::Operator for AppOperator {
         Readiness {
             ready,
             degraded,
+            stale: !ready && self.local.restored.load(Ordering::Relaxed),
             sources,
         }
     }

@@ -177,11 +177,14 @@ impl Prober {
             let known = view.check.as_ref().map(|c| c.passing);
             wanted.push((Arc::clone(&task.arn), plan, known));
         }
+        // By ARN: a service of 10,000 tasks must not cost 10,000 squared comparisons per change.
+        let by_arn: HashMap<&str, &Plan> = wanted.iter().map(|(a, p, _)| (&**a, p)).collect();
         let old = self.by_service.remove(key).unwrap_or_default();
         for arn in &old {
-            if !wanted.iter().any(|(a, plan, _)| {
-                a == arn && self.targets.get(arn).is_some_and(|t| &t.plan == plan)
-            }) {
+            let keep = by_arn
+                .get(&**arn)
+                .is_some_and(|plan| self.targets.get(arn).is_some_and(|t| &t.plan == *plan));
+            if !keep {
                 self.targets.remove(arn);
             }
         }

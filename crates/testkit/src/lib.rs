@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 
+mod fault;
 pub mod http;
 mod moto;
 pub mod webdriver;
 use hickory_proto::rr::{Name, RecordType};
+pub use fault::{Fault, FaultProxy};
 pub use moto::{Moto, moto_server_bin};
 
 /// Builds a standard query message (RD set, random-looking ID).
@@ -242,6 +244,12 @@ impl Process {
             api,
             banner,
         }
+    }
+
+    /// Kills the child with SIGKILL (no shutdown, no state saved) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The child's process id.

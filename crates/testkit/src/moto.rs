@@ -90,6 +90,18 @@ impl Moto {
         ]
     }
 
+    /// Like [`Moto::env`], with AWS reached through `endpoint` (a [`crate::FaultProxy`]).
+    pub fn env_via(&self, endpoint: &str) -> Vec<(String, String)> {
+        let mut env = self.env();
+        env[0].1 = endpoint.to_string();
+        env
+    }
+
+    /// Its address, for a proxy in front of it.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
     /// Stops moto (to test an unreachable AWS).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
