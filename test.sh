@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command. On a fresh machine it installs what the tests need (Debian: dig, kdig,
 # knot, nsd, chromium + chromedriver; PyPI: moto, the local ECS/SQS/EC2 endpoint, and cfn-lint, into a venv), then checks formatting and lints,
-# then runs every test in the workspace.
+# then runs every test in the workspace. Also installs cargo-deny (crates.io) for deny.toml.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -44,8 +44,17 @@ fi
 export ECSDNS_MOTO_SERVER="$venv/bin/moto_server"
 export ECSDNS_CFN_LINT="$venv/bin/cfn-lint"
 
+# cargo-deny, pinned, for the supply-chain rules in deny.toml (licenses, bans, crates.io only).
+deny_version="0.20.2"
+if ! cargo deny --version 2>/dev/null | grep -q "$deny_version"; then
+  echo "test.sh: installing cargo-deny $deny_version"
+  cargo install --locked --quiet cargo-deny --version "$deny_version"
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Advisories need the RustSec database from GitHub, unreachable here (see deny.toml).
+cargo deny --locked check licenses bans sources
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
@@ -53,6 +62,18 @@ cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
 # One closing line over every test binary (cargo's own last line is a doc-test run of 0).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 [ "$status" = 0 ] || exit "$status"
+
+# Fuzzing with cargo-fuzz (libFuzzer; needs a nightly toolchain): the DNS query path (UDP, TCP
+# and zone transfer answers to arbitrary bytes) for 60 s from the seed corpus in fuzz/corpus.
+# New inputs go to a scratch corpus, so the clone stays clean; a crash fails the run and leaves
+# the input in fuzz/artifacts.
+rustup run nightly cargo --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked --quiet cargo-fuzz --version 0.13.2
+fuzz_corpus="$(mktemp -d)"
+(cd fuzz && CARGO_TARGET_DIR="${ECSDNS_FUZZ_TARGET_DIR:-/var/tmp/ecsdns-fuzz-target}" \
+  cargo +nightly fuzz run dns_query "$fuzz_corpus" corpus/dns_query -- -max_total_time=60 2>&1 \
+  | grep -E "^(Done|#[0-9]+ +DONE)|panicked|ERROR|artifact" )
+rm -rf "$fuzz_corpus"
 
 # The benchmark harness in smoke mode (seconds, no ratio asserted), so it cannot rot.
 cargo run --locked -q -p ecsdns-bench -- dns --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"

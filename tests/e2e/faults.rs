@@ -58,12 +58,16 @@ fn kill_9_during_churn_then_warm_restart_through_faults_converges() {
         running.iter().map(|(_, ip)| ip.clone()).collect()
     };
     let mut p = Process::start_with_env(&args, &env);
-    eventually(WAIT, "the 4 tasks", || (served(&p) == truth(&running)).then_some(()));
+    eventually(WAIT, "the 4 tasks", || {
+        (served(&p) == truth(&running)).then_some(())
+    });
 
     // Churn, then kill -9 in the middle of it.
     aws.stop_task("wr", &running.remove(0).0);
     running.extend(aws.run_awsvpc("wr", &td, 2, "web", &net));
-    eventually(WAIT, "the churn to be served", || (served(&p) == truth(&running)).then_some(()));
+    eventually(WAIT, "the churn to be served", || {
+        (served(&p) == truth(&running)).then_some(())
+    });
     std::thread::sleep(Duration::from_millis(500)); // > the state interval: the file is current
     let before = served(&p);
     aws.stop_task("wr", &running.remove(0).0);
@@ -90,7 +94,9 @@ fn kill_9_during_churn_then_warm_restart_through_faults_converges() {
     assert_eq!(served(&p), before);
     proxy.set(Fault::ServerError);
     let faulted = proxy.faulted();
-    eventually(WAIT, "500s answered", || (proxy.faulted() > faulted + 1).then_some(()));
+    eventually(WAIT, "500s answered", || {
+        (proxy.faulted() > faulted + 1).then_some(())
+    });
     assert_eq!(served(&p), before);
     let page = get(&api).body;
     assert!(metric(&page, "ecsdns_aws_errors_total{service=\"ecs\"}").unwrap_or(0.0) > 0.0);
@@ -109,7 +115,10 @@ fn kill_9_during_churn_then_warm_restart_through_faults_converges() {
     });
     let lost: Vec<_> = truth(&running).difference(&served(&p)).cloned().collect();
     let phantom: Vec<_> = served(&p).difference(&truth(&running)).cloned().collect();
-    assert!(lost.is_empty() && phantom.is_empty(), "lost {lost:?}, phantom {phantom:?}");
+    assert!(
+        lost.is_empty() && phantom.is_empty(),
+        "lost {lost:?}, phantom {phantom:?}"
+    );
 }
 
 /// SIGTERM saves the state and exits 0; a corrupt state file is refused with a clear log line

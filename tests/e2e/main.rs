@@ -7,6 +7,7 @@
     unreachable_pub
 )]
 
+mod abuse;
 mod api;
 mod browser;
 mod cli;

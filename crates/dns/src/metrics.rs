@@ -51,6 +51,8 @@ pub struct DnsMetrics {
     panicked: AtomicU64,
     transfers: AtomicU64,
     transfer_messages: AtomicU64,
+    rrl_dropped: AtomicU64,
+    rrl_slipped: AtomicU64,
     latency: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
     latency_sum_ns: AtomicU64,
 }
@@ -93,6 +95,10 @@ pub struct MetricsSnapshot {
     pub transfers: u64,
     /// Messages sent answering them.
     pub transfer_messages: u64,
+    /// UDP answers dropped by rate limiting.
+    pub rrl_dropped: u64,
+    /// UDP answers sent truncated (TC=1) by rate limiting instead of dropped.
+    pub rrl_slipped: u64,
     /// Time from receiving a query to sending its answer.
     pub latency: LatencySnapshot,
 }
@@ -144,6 +150,14 @@ impl DnsMetrics {
         self.panicked.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn rrl_dropped(&self) {
+        self.rrl_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn rrl_slipped(&self) {
+        self.rrl_slipped.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn transfer(&self, messages: usize) {
         self.transfers.fetch_add(1, Ordering::Relaxed);
         self.transfer_messages
@@ -190,6 +204,8 @@ impl DnsMetrics {
             panicked: load(&self.panicked),
             transfers: load(&self.transfers),
             transfer_messages: load(&self.transfer_messages),
+            rrl_dropped: load(&self.rrl_dropped),
+            rrl_slipped: load(&self.rrl_slipped),
             latency: LatencySnapshot {
                 bounds: LATENCY_BOUNDS_US
                     .iter()

@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub tcp_max_connections: usize,
     /// How long shutdown waits for in-flight TCP answers.
     pub shutdown_grace: Duration,
+    /// Response rate limiting of UDP answers per client prefix.
+    pub rrl: crate::RrlConfig,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +39,7 @@ impl Default for ServerConfig {
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_max_connections: 1024,
             shutdown_grace: Duration::from_secs(5),
+            rrl: crate::RrlConfig::default(),
         }
     }
 }
@@ -89,13 +92,15 @@ impl DnsServer {
             .map_err(sock_err)?;
         let stop_udp = Arc::new(AtomicBool::new(false));
         let mut udp_threads = Vec::new();
-        for i in 0..config.udp_workers.max(1) {
+        let workers = config.udp_workers.max(1);
+        for i in 0..workers {
             let socket = udp.try_clone().map_err(sock_err)?;
             let answerer = answerer.clone();
             let stop = Arc::clone(&stop_udp);
+            let limiter = crate::rrl::Limiter::new(config.rrl, workers);
             let thread = std::thread::Builder::new()
                 .name(format!("dns-udp-{i}"))
-                .spawn(move || udp_worker(&socket, &answerer, &stop, i))
+                .spawn(move || udp_worker(&socket, &answerer, &stop, i, limiter))
                 .map_err(sock_err)?;
             udp_threads.push(thread);
         }
@@ -153,6 +158,33 @@ fn guarded(
     }
 }
 
+/// Applies rate limiting to one UDP answer: true to send it (possibly cut to a truncated
+/// answer: a slip), false to drop it.
+fn admit(
+    limiter: &mut Option<crate::rrl::Limiter>,
+    peer: Option<&nix::sys::socket::SockaddrStorage>,
+    now: std::time::Instant,
+    answerer: &Answerer,
+    answer: &mut Vec<u8>,
+) -> bool {
+    use crate::rrl::Verdict;
+    let (Some(limiter), Some(ip)) = (limiter.as_mut(), peer.and_then(peer_ip)) else {
+        return true;
+    };
+    match limiter.check(ip, now) {
+        Verdict::Send => true,
+        Verdict::Drop => {
+            answerer.metrics().rrl_dropped();
+            false
+        }
+        Verdict::Slip => {
+            answerer.metrics().rrl_slipped();
+            crate::wire::cut_to_truncated(answer);
+            true
+        }
+    }
+}
+
 fn peer_ip(peer: &nix::sys::socket::SockaddrStorage) -> Option<std::net::IpAddr> {
     if let Some(v4) = peer.as_sockaddr_in() {
         return Some(std::net::IpAddr::V4(v4.ip()));
@@ -169,7 +201,13 @@ const MAX_QUERY: usize = 4096;
 /// One UDP worker: `recvmmsg` up to [`BATCH`] queries, answer each from the prepared table into a
 /// reused buffer, `sendmmsg` the answers. No allocation per query, one system call per batch in
 /// each direction when busy.
-fn udp_worker(socket: &UdpSocket, answerer: &Answerer, stop: &AtomicBool, seed: usize) {
+fn udp_worker(
+    socket: &UdpSocket,
+    answerer: &Answerer,
+    stop: &AtomicBool,
+    seed: usize,
+    mut limiter: Option<crate::rrl::Limiter>,
+) {
     use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
     use std::io::{IoSlice, IoSliceMut};
     use std::os::fd::AsRawFd;
@@ -229,6 +267,13 @@ fn udp_worker(socket: &UdpSocket, answerer: &Answerer, stop: &AtomicBool, seed: 
                 client,
                 &mut answers[i],
             ) && peer.is_some()
+                && admit(
+                    &mut limiter,
+                    peer.as_ref(),
+                    received_at,
+                    answerer,
+                    &mut answers[i],
+                )
             {
                 ready.push(i);
                 peers.push(*peer);

@@ -206,6 +206,36 @@ pub(crate) fn authority_soa_serial(p: &[u8], question_end: usize) -> Option<u32>
     None
 }
 
+/// Cuts an answer down to its header and question with TC=1 and no records: "ask again over
+/// TCP" (what a rate-limited client gets instead of the answer).
+pub(crate) fn cut_to_truncated(answer: &mut Vec<u8>) {
+    let question_end = if u16_at(answer, 4) == Some(1) {
+        skip_name(answer, HEADER).map(|end| end + 4)
+    } else {
+        Some(HEADER)
+    };
+    // Our OPT, when the query had one, is the last record: keep it (OPT in, OPT out).
+    let n = answer.len();
+    let opt = (n >= HEADER + OPT_LEN
+        && answer[n - OPT_LEN] == 0
+        && answer[n - OPT_LEN + 1..n - OPT_LEN + 3] == TYPE_OPT.to_be_bytes()
+        && answer[n - 2..] == [0, 0])
+    .then(|| answer[n - OPT_LEN..].to_vec());
+    match question_end.filter(|end| *end <= n) {
+        Some(end) => {
+            answer.truncate(end);
+            set_truncated(answer);
+            set_count(answer, 1, 0);
+            set_count(answer, 2, 0);
+            set_count(answer, 3, u16::from(opt.is_some()));
+            if let Some(opt) = opt {
+                answer.extend_from_slice(&opt);
+            }
+        }
+        None => answer.clear(),
+    }
+}
+
 /// Parses a query. Only the first question is read; QDCOUNT must be 1.
 pub(crate) fn parse(p: &[u8]) -> Result<Query<'_>, Reject> {
     if p.len() < HEADER || p[2] & 0x80 != 0 {

@@ -122,6 +122,10 @@ pub struct DnsFile {
     /// Reverse zones served with PTR records for task addresses.
     #[serde(default)]
     pub reverse_zones: Vec<String>,
+    /// UDP answers per second per client prefix (0: no rate limiting).
+    pub rrl_rate: Option<u32>,
+    /// Every Nth limited answer goes out truncated instead of dropped.
+    pub rrl_slip: Option<u32>,
 }
 
 /// `[registry]` section.
@@ -170,6 +174,8 @@ pub struct Settings {
     pub notify: Vec<SocketAddr>,
     /// Reverse zones (PTR for task addresses).
     pub reverse_zones: Vec<String>,
+    /// UDP response rate limiting.
+    pub rrl: dns::RrlConfig,
     /// NS name, if not the default `ns1.<zone>`.
     pub ns_name: Option<String>,
     /// NS addresses.
@@ -272,6 +278,7 @@ impl Default for Settings {
             tsig_key_file: None,
             notify: Vec::new(),
             reverse_zones: Vec::new(),
+            rrl: dns::RrlConfig::default(),
             ns_name: None,
             ns_addresses: Vec::new(),
             max_udp_payload: 1232,
@@ -321,6 +328,12 @@ impl Settings {
         }
         self.notify.extend(d.notify);
         self.reverse_zones.extend(d.reverse_zones);
+        if let Some(v) = d.rrl_rate {
+            self.rrl.responses_per_second = v;
+        }
+        if let Some(v) = d.rrl_slip {
+            self.rrl.slip = v;
+        }
         if d.ns_name.is_some() {
             self.ns_name = d.ns_name;
         }

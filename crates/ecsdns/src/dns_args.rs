@@ -57,6 +57,14 @@ pub struct DnsArgs {
     /// Secondary to send NOTIFY to on every change (repeatable).
     #[arg(long = "notify", value_name = "ADDR:PORT")]
     pub notify: Vec<SocketAddr>,
+    /// UDP response rate limit per client prefix (/24, /56), answers per second; 0: off
+    /// [default: 0].
+    #[arg(long, value_name = "N", env = "ECSDNS_RRL_RATE")]
+    pub rrl_rate: Option<u32>,
+    /// Every Nth rate-limited answer is sent truncated (TC=1) rather than dropped, so real
+    /// clients retry over TCP; 0 drops all [default: 2].
+    #[arg(long, value_name = "N")]
+    pub rrl_slip: Option<u32>,
     /// Reverse zone to serve PTR records in for task addresses, e.g. 10.in-addr.arpa.
     /// (repeatable).
     #[arg(long = "reverse-zone", value_name = "ZONE")]
@@ -109,6 +117,12 @@ impl DnsArgs {
         }
         s.notify.extend(self.notify.iter().copied());
         s.reverse_zones.extend(self.reverse_zones.iter().cloned());
+        if let Some(v) = self.rrl_rate {
+            s.rrl.responses_per_second = v;
+        }
+        if let Some(v) = self.rrl_slip {
+            s.rrl.slip = v;
+        }
         s
     }
 }

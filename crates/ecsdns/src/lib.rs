@@ -2,6 +2,7 @@
 //! the end-to-end tests can start the same wiring in-process.
 
 pub mod app;
+mod background;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -265,6 +265,16 @@ fn dns_metrics(dns: &DnsMetrics, e: &mut Exposition) {
             m.panicked,
         ),
         (
+            "ecsdns_dns_rrl_dropped_total",
+            "UDP answers dropped by response rate limiting.",
+            m.rrl_dropped,
+        ),
+        (
+            "ecsdns_dns_rrl_slipped_total",
+            "UDP answers sent truncated (TC=1) by response rate limiting instead of dropped.",
+            m.rrl_slipped,
+        ),
+        (
             "ecsdns_dns_transfers_total",
             "Zone transfer queries (AXFR, IXFR) answered over TCP, refusals included.",
             m.transfers,

@@ -127,11 +127,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ecsdns-state-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("state");
-        assert!(read(&path, "ecs.internal.").unwrap().is_none(), "no file yet");
+        assert!(
+            read(&path, "ecs.internal.").unwrap().is_none(),
+            "no file yet"
+        );
         let tasks = vec![task("a"), task("b")];
         write(&path, "ecs.internal.", &tasks).unwrap();
         let back = read(&path, "ecs.internal.").unwrap().unwrap();
-        assert_eq!(back, tasks.iter().map(|t| (**t).clone()).collect::<Vec<_>>());
+        assert_eq!(
+            back,
+            tasks.iter().map(|t| (**t).clone()).collect::<Vec<_>>()
+        );
         assert!(!temp_path(&path).exists());
 
         let err = read(&path, "other.zone.").unwrap_err().to_string();
@@ -149,7 +155,9 @@ mod tests {
         std::fs::write(&path, b"{\"some\": \"json\"}").unwrap();
         let err = format!("{:#}", read(&path, "ecs.internal.").unwrap_err());
         assert!(err.contains("not an ecsdns state file"), "{err}");
-        let v2 = String::from_utf8(good.clone()).unwrap().replacen(" 1 ", " 2 ", 1);
+        let v2 = String::from_utf8(good.clone())
+            .unwrap()
+            .replacen(" 1 ", " 2 ", 1);
         std::fs::write(&path, v2).unwrap();
         let err = format!("{:#}", read(&path, "ecs.internal.").unwrap_err());
         assert!(err.contains("version 2"), "{err}");

@@ -419,3 +419,53 @@ az = """
         assert!(format!("{err:#}").contains("appears twice"), "{err:#}");
     }
 }
+
+/// Fuzz-style property: endpoint files cut, spliced and altered from a valid one, and arbitrary
+/// text, parse to tasks or to an error; never a panic.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const VALID: &str = "[[service]]\ncluster = \"prod\"\nname = \"web\"\ncheck = \"http:http/healthz\"\n\
+        check_interval = \"500ms\"\n[[service.endpoint]]\nid = \"w1\"\naddresses = [\"10.0.0.1\", \"fd00::1\"]\n\
+        ports = { http = 8080, dns = { port = 53, protocol = \"udp\" } }\naz = \"us-east-1a\"\n\
+        health = \"HEALTHY\"\n[[service]]\nname = \"api\"\n[[service.endpoint]]\nid = \"a1\"\n\
+        addresses = [\"10.0.0.2\"]\n";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn mutated_files_never_panic(
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..4), 0..8),
+            json in any::<bool>(),
+        ) {
+            let mut bytes = VALID.as_bytes().to_vec();
+            for (at, byte, op) in edits {
+                if bytes.is_empty() {
+                    break;
+                }
+                let i = at.index(bytes.len());
+                match op {
+                    0 => bytes[i] = byte,
+                    1 => bytes.truncate(i),
+                    2 => bytes.insert(i, byte),
+                    _ => { bytes.remove(i); }
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let path = if json { "e.json" } else { "e.toml" };
+            if let Ok(tasks) = parse(Path::new(path), &text) {
+                let _ = StaticSource::default().load(tasks);
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,300}") {
+            let _ = parse(Path::new("e.toml"), &text);
+            let _ = parse(Path::new("e.json"), &text);
+        }
+    }
+}

@@ -130,7 +130,10 @@ fn serve(conn: TcpStream, upstream: SocketAddr, mode: &AtomicU8, faulted: &Atomi
                 "400 Bad Request",
                 r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
             ),
-            2 => canned("500 Internal Server Error", r#"{"__type":"InternalFailure"}"#),
+            2 => canned(
+                "500 Internal Server Error",
+                r#"{"__type":"InternalFailure"}"#,
+            ),
             4 => return,
             3 => {
                 faulted.fetch_add(1, Ordering::SeqCst);

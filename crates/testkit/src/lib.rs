@@ -18,8 +18,8 @@ mod fault;
 pub mod http;
 mod moto;
 pub mod webdriver;
-use hickory_proto::rr::{Name, RecordType};
 pub use fault::{Fault, FaultProxy};
+use hickory_proto::rr::{Name, RecordType};
 pub use moto::{Moto, moto_server_bin};
 
 /// Builds a standard query message (RD set, random-looking ID).

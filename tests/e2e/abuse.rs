@@ -1,0 +1,82 @@
+//! Abuse limits over real sockets: UDP response rate limiting per client prefix, with slips to
+//! TC=1 so real clients move to TCP, which is never limited.
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
+use testkit::http::{get, metric};
+use testkit::{Process, query, tcp, udp_raw};
+
+#[test]
+fn rate_limited_clients_get_truncation_and_tcp_still_answers() {
+    let p = Process::start(&[
+        "demo",
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--no-churn",
+        "--rrl-rate",
+        "50",
+        "--rrl-slip",
+        "2",
+    ]);
+    let name = "web.demo.ecs.internal.";
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut m = query(name, RecordType::A);
+    for id in 0..400u16 {
+        m.metadata.id = id;
+        sock.send_to(&m.to_vec().unwrap(), p.dns).unwrap();
+    }
+    let (mut full, mut truncated) = (0, 0);
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = sock.recv(&mut buf) {
+        let reply = Message::from_vec(&buf[..n]).unwrap();
+        if reply.metadata.truncation {
+            assert!(reply.answers.is_empty(), "a slip carries no records");
+            truncated += 1;
+        } else {
+            assert!(!reply.answers.is_empty());
+            full += 1;
+        }
+    }
+    assert!(
+        (20..=100).contains(&full),
+        "about 50 answers a second pass: {full}"
+    );
+    assert!(
+        truncated >= 100,
+        "every 2nd limited answer slips: {truncated}"
+    );
+    assert!(full + truncated < 400, "the rest are dropped");
+    let page = get(&format!("http://{}/metrics", p.api.unwrap())).body;
+    let dropped = metric(&page, "ecsdns_dns_rrl_dropped_total").unwrap();
+    let slipped = metric(&page, "ecsdns_dns_rrl_slipped_total").unwrap();
+    assert_eq!(slipped as usize, truncated);
+    assert_eq!(dropped as usize + slipped as usize + full, 400);
+
+    // TCP proves the address: never limited.
+    let answer = tcp(p.dns, &query(name, RecordType::A));
+    assert!(!answer.answers.is_empty() && !answer.metadata.truncation);
+    // Another /24 has its own budget.
+    let other = UdpSocket::bind("127.0.1.1:0").unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    other
+        .send_to(&query(name, RecordType::A).to_vec().unwrap(), p.dns)
+        .unwrap();
+    let n = other.recv(&mut buf).unwrap();
+    let reply = Message::from_vec(&buf[..n]).unwrap();
+    assert!(!reply.answers.is_empty() && !reply.metadata.truncation);
+    // And the limited prefix gets answers again once its bucket refills.
+    std::thread::sleep(Duration::from_millis(300));
+    let again = udp_raw(
+        p.dns,
+        &query(name, RecordType::A).to_vec().unwrap(),
+        Duration::from_secs(2),
+    );
+    assert!(again.is_some_and(|r| !Message::from_vec(&r).unwrap().answers.is_empty()));
+}
