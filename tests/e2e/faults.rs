@@ -170,3 +170,45 @@ fn graceful_stop_saves_state_and_a_corrupt_file_is_refused() {
     assert_eq!(p.stop(), Some(0));
     assert!(p.stderr().contains("checksum mismatch"));
 }
+
+/// Graceful shutdown waits for a TCP query in progress, but only up to its deadline (5 s), and a
+/// second signal cuts the wait short.
+#[test]
+fn shutdown_waits_for_tcp_within_a_deadline_and_a_second_signal_exits_at_once() {
+    use std::io::Write;
+    let start_half_query = |p: &Process| {
+        let mut s = std::net::TcpStream::connect(p.dns).unwrap();
+        // A length prefix of 100 bytes and only 10 of them: a query in progress.
+        s.write_all(&[0, 100, 0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0])
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        s
+    };
+    let mut p = Process::start(&["serve", "--dns-addr", "127.0.0.1:0"]);
+    let _held = start_half_query(&p);
+    let asked = std::time::Instant::now();
+    p.signal("TERM");
+    assert_eq!(
+        p.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "exits 0 after the grace"
+    );
+    let took = asked.elapsed();
+    assert!(
+        took >= Duration::from_secs(4) && took <= Duration::from_secs(8),
+        "waited {took:?} for the query in progress (grace: 5 s)"
+    );
+
+    let mut p = Process::start(&["serve", "--dns-addr", "127.0.0.1:0"]);
+    let _held = start_half_query(&p);
+    p.signal("TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = std::time::Instant::now();
+    p.signal("INT");
+    assert_eq!(
+        p.wait_exit(Duration::from_secs(5)),
+        Some(130),
+        "the second signal exits at once"
+    );
+    assert!(asked.elapsed() < Duration::from_secs(2));
+}

@@ -292,12 +292,22 @@ impl Process {
     /// Sends SIGTERM and waits; returns the exit code.
     pub fn stop(&mut self) -> Option<i32> {
         signal(self.child.id(), "TERM");
+        self.wait_exit(Duration::from_secs(10))
+    }
+
+    /// Sends a signal (`TERM`, `INT`, ...) without waiting.
+    pub fn signal(&self, name: &str) {
+        signal(self.child.id(), name);
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit code, or `None` (then killed).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
             }
-            if start.elapsed() > Duration::from_secs(10) {
+            if start.elapsed() > timeout {
                 let _ = self.child.kill();
                 return None;
             }
