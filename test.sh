@@ -63,17 +63,23 @@ cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 [ "$status" = 0 ] || exit "$status"
 
-# Fuzzing with cargo-fuzz (libFuzzer; needs a nightly toolchain): the DNS query path (UDP, TCP
-# and zone transfer answers to arbitrary bytes) for 60 s from the seed corpus in fuzz/corpus.
-# New inputs go to a scratch corpus, so the clone stays clean; a crash fails the run and leaves
-# the input in fuzz/artifacts.
+# Fuzzing with cargo-fuzz (libFuzzer; needs a nightly toolchain), 60 s per target from the seed
+# corpora in fuzz/corpus: the DNS query path (UDP, TCP and zone transfer answers to arbitrary
+# bytes; release build), the event decoder and the endpoints-file parser (debug builds: their
+# crates link the AWS SDK, which is slow to build with coverage and optimizations). New inputs go
+# to scratch corpora, so the clone stays clean; a crash fails the run and leaves its input in
+# fuzz/artifacts.
 rustup run nightly cargo --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked --quiet cargo-fuzz --version 0.13.2
-fuzz_corpus="$(mktemp -d)"
-(cd fuzz && CARGO_TARGET_DIR="${ECSDNS_FUZZ_TARGET_DIR:-/var/tmp/ecsdns-fuzz-target}" \
-  cargo +nightly fuzz run dns_query "$fuzz_corpus" corpus/dns_query -- -max_total_time=60 2>&1 \
-  | grep -E "^(Done|#[0-9]+ +DONE)|panicked|ERROR|artifact" )
-rm -rf "$fuzz_corpus"
+for target in dns_query event_decoder static_file; do
+  mode=""
+  [ "$target" = dns_query ] || mode="--dev"
+  scratch="$(mktemp -d)"
+  (cd fuzz && CARGO_TARGET_DIR="${ECSDNS_FUZZ_TARGET_DIR:-/var/tmp/ecsdns-fuzz-target}" \
+    cargo +nightly fuzz run $mode "$target" "$scratch" "corpus/$target" -- -max_total_time=60 2>&1 \
+    | grep -E "^Done|panicked|ERROR|^artifact_prefix=" | sed "s/^/fuzz $target: /")
+  rm -rf "$scratch"
+done
 
 # The benchmark harness in smoke mode (seconds, no ratio asserted), so it cannot rot.
 cargo run --locked -q -p ecsdns-bench -- dns --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"

@@ -16,10 +16,15 @@ fn answerer() -> &'static Answerer {
     static ANSWERER: OnceLock<Answerer> = OnceLock::new();
     ANSWERER.get_or_init(|| {
         let mut zone = ZoneConfig::new("ecs.internal.").expect("zone");
-        zone.add_reverse_zone("10.in-addr.arpa.").expect("reverse zone");
-        zone.az.subnets.push((Cidr::parse("127.0.0.0/8").expect("cidr"), "a".into()));
+        zone.add_reverse_zone("10.in-addr.arpa.")
+            .expect("reverse zone");
+        zone.az
+            .subnets
+            .push((Cidr::parse("127.0.0.0/8").expect("cidr"), "a".into()));
         zone.az.default = AzPreference::First;
-        zone.transfer.allow.push(Cidr::parse("127.0.0.1").expect("cidr"));
+        zone.transfer
+            .allow
+            .push(Cidr::parse("127.0.0.1").expect("cidr"));
         let registry = Registry::new(RegistryConfig::default());
         for s in 0..4u8 {
             for t in 0..(3 + s * 7) {
@@ -51,7 +56,9 @@ fn answerer() -> &'static Answerer {
         }
         let table = Arc::new(AnswerTable::new(zone).expect("table"));
         for snapshot in registry.services() {
-            table.set_service(&snapshot.key, Some(&snapshot)).expect("service");
+            table
+                .set_service(&snapshot.key, Some(&snapshot))
+                .expect("service");
         }
         Answerer::new(table, Arc::new(DnsMetrics::default()))
     })
@@ -63,7 +70,10 @@ fn parse(answer: &[u8]) -> hickory_proto::op::Message {
 
 fn check(query: &[u8], answer: &[u8]) {
     let parsed = hickory_proto::op::Message::from_vec(answer);
-    assert!(parsed.is_ok(), "unparsable answer {answer:?} to {query:?}: {parsed:?}");
+    assert!(
+        parsed.is_ok(),
+        "unparsable answer {answer:?} to {query:?}: {parsed:?}"
+    );
     assert_eq!(answer[..2], query[..2], "id echoed");
     assert!(answer[2] & 0x80 != 0, "QR set");
 }

@@ -57,5 +57,30 @@ pub(crate) fn run(endpoints: usize) -> anyhow::Result<()> {
          and snapshots net of the list it frees; names in the table: {})",
         table.len()
     );
+    warm_restart(&registry, data.endpoints())
+}
+
+/// The warm-restart figures: writing the registry to a state file, and reading it back into a
+/// fresh registry (what `serve --state-file` does at start).
+fn warm_restart(registry: &registry::Registry, endpoints: usize) -> anyhow::Result<()> {
+    let path = std::env::temp_dir().join(format!("ecsdns-bench-state-{}", std::process::id()));
+    let tasks = registry.live_tasks();
+    let start = std::time::Instant::now();
+    ecsdns::state_file::write(&path, ZONE, &tasks)?;
+    let wrote = start.elapsed();
+    let size = std::fs::metadata(&path)?.len();
+    let start = std::time::Instant::now();
+    let read = ecsdns::state_file::read(&path, ZONE)?.context("the state file vanished")?;
+    let fresh = registry::Registry::new(registry::RegistryConfig::default());
+    fresh.apply_batch(read.into_iter().map(model::Update::Upsert));
+    let loaded = start.elapsed();
+    std::fs::remove_file(&path)?;
+    anyhow::ensure!(fresh.stats().tasks as usize == tasks.len(), "restore lost tasks");
+    println!(
+        "state file: {endpoints} endpoints, {:.1} MiB, written in {:.0} ms, read and applied in {:.0} ms",
+        size as f64 / 1_048_576.0,
+        wrote.as_secs_f64() * 1000.0,
+        loaded.as_secs_f64() * 1000.0
+    );
     Ok(())
 }
