@@ -75,7 +75,10 @@ fn warm_restart(registry: &registry::Registry, endpoints: usize) -> anyhow::Resu
     fresh.apply_batch(read.into_iter().map(model::Update::Upsert));
     let loaded = start.elapsed();
     std::fs::remove_file(&path)?;
-    anyhow::ensure!(fresh.stats().tasks as usize == tasks.len(), "restore lost tasks");
+    anyhow::ensure!(
+        fresh.stats().tasks as usize == tasks.len(),
+        "restore lost tasks"
+    );
     println!(
         "state file: {endpoints} endpoints, {:.1} MiB, written in {:.0} ms, read and applied in {:.0} ms",
         size as f64 / 1_048_576.0,
