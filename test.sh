@@ -65,18 +65,16 @@ awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d fai
 
 # Fuzzing with cargo-fuzz (libFuzzer; needs a nightly toolchain), 60 s per target from the seed
 # corpora in fuzz/corpus: the DNS query path (UDP, TCP and zone transfer answers to arbitrary
-# bytes; release build), the event decoder and the endpoints-file parser (debug builds: their
-# crates link the AWS SDK, which is slow to build with coverage and optimizations). New inputs go
-# to scratch corpora, so the clone stays clean; a crash fails the run and leaves its input in
-# fuzz/artifacts.
+# bytes), the event decoder and the endpoints-file parser. Debug builds (--dev): the fuzz package
+# links the AWS SDK, which takes half an hour to build optimized with coverage on two cores. New
+# inputs go to scratch corpora, so the clone stays clean; a crash fails the run and leaves its
+# input in fuzz/artifacts.
 rustup run nightly cargo --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked --quiet cargo-fuzz --version 0.13.2
 for target in dns_query event_decoder static_file; do
-  mode=""
-  [ "$target" = dns_query ] || mode="--dev"
   scratch="$(mktemp -d)"
   (cd fuzz && CARGO_TARGET_DIR="${ECSDNS_FUZZ_TARGET_DIR:-/var/tmp/ecsdns-fuzz-target}" \
-    cargo +nightly fuzz run $mode "$target" "$scratch" "corpus/$target" -- -max_total_time=60 2>&1 \
+    cargo +nightly fuzz run --dev "$target" "$scratch" "corpus/$target" -- -max_total_time=60 2>&1 \
     | grep -E "^Done|panicked|ERROR|^artifact_prefix=" | sed "s/^/fuzz $target: /")
   rm -rf "$scratch"
 done
