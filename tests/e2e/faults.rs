@@ -11,7 +11,7 @@ use testkit::http::{get, metric};
 use testkit::{Fault, FaultProxy, Moto, Process, dig, eventually};
 
 use crate::ecs_aws::Aws;
-use crate::fixture::temp_dir;
+use crate::fixture::{serve_endpoints, temp_dir};
 
 const WAIT: Duration = Duration::from_secs(30);
 const NAME: &str = "web.wr.ecs.internal";
@@ -133,17 +133,11 @@ fn graceful_stop_saves_state_and_a_corrupt_file_is_refused() {
     )
     .unwrap();
     let state = dir.join("state");
-    let mut p = Process::start(&[
-        "serve",
-        "--dns-addr",
-        "127.0.0.1:0",
-        "--endpoints",
-        endpoints.to_str().unwrap(),
-        "--state-file",
-        state.to_str().unwrap(),
-        "--state-interval",
-        "1h",
-    ]);
+    let state_arg = state.to_str().unwrap();
+    let mut p = serve_endpoints(
+        &endpoints,
+        &["--state-file", state_arg, "--state-interval", "1h"],
+    );
     assert!(dig(p.dns, &["+short", "web.static.ecs.internal", "A"]).contains("10.0.0.1"));
     assert!(!state.exists(), "not written yet: the interval is an hour");
     assert_eq!(p.stop(), Some(0), "SIGTERM exits 0");
@@ -156,15 +150,7 @@ fn graceful_stop_saves_state_and_a_corrupt_file_is_refused() {
     let at = bytes.len() - 3;
     bytes[at] ^= 0x20;
     std::fs::write(&state, bytes).unwrap();
-    let mut p = Process::start(&[
-        "serve",
-        "--dns-addr",
-        "127.0.0.1:0",
-        "--endpoints",
-        endpoints.to_str().unwrap(),
-        "--state-file",
-        state.to_str().unwrap(),
-    ]);
+    let mut p = serve_endpoints(&endpoints, &["--state-file", state_arg]);
     p.wait_for_log("state file refused and ignored", WAIT);
     assert!(dig(p.dns, &["+short", "web.static.ecs.internal", "A"]).contains("10.0.0.1"));
     assert_eq!(p.stop(), Some(0));

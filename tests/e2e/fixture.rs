@@ -26,6 +26,15 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Starts the real binary (`ecsdns serve`, DNS on a free loopback port) over the endpoints file
+/// at `path`, with `extra` flags.
+pub fn serve_endpoints(path: &std::path::Path, extra: &[&str]) -> testkit::Process {
+    let path = path.to_str().unwrap();
+    let mut args = vec!["serve", "--dns-addr", "127.0.0.1:0", "--endpoints", path];
+    args.extend_from_slice(extra);
+    testkit::Process::start(&args)
+}
+
 /// Starts ecsdns in-process with `endpoints` as its static file.
 pub fn start(name: &str, endpoints: &str, tweak: impl FnOnce(&mut Settings)) -> Server {
     let dir = temp_dir(name);

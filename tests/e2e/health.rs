@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{RData, RecordType};
 use testkit::http::{get, metric};
-use testkit::{Process, eventually, query, udp};
+use testkit::{eventually, query, udp};
 
-use crate::fixture::temp_dir;
+use crate::fixture::{serve_endpoints, temp_dir};
 
 /// A loopback HTTP backend: answers every request with `status`, or stops listening.
 struct Backend {
@@ -125,13 +125,7 @@ fn probes_remove_and_return_endpoints() {
     let dir = temp_dir("health");
     let path = dir.join("endpoints.toml");
     std::fs::write(&path, file).unwrap();
-    let p = Process::start(&[
-        "serve",
-        "--dns-addr",
-        "127.0.0.1:0",
-        "--endpoints",
-        path.to_str().unwrap(),
-    ]);
+    let p = serve_endpoints(&path, &[]);
     let api = p.api.unwrap();
     let all = vec!["127.0.0.1", "127.0.0.2", "127.0.0.3"];
     eventually(Duration::from_secs(10), "every check to pass", || {
@@ -274,13 +268,7 @@ fn ten_thousand_endpoints_on_one_core() {
     let dir = temp_dir("health-10k");
     let path = dir.join("endpoints.toml");
     std::fs::write(&path, file).unwrap();
-    let p = Process::start(&[
-        "serve",
-        "--dns-addr",
-        "127.0.0.1:0",
-        "--endpoints",
-        path.to_str().unwrap(),
-    ]);
+    let p = serve_endpoints(&path, &[]);
     let api = p.api.unwrap();
     let page = || get(&format!("http://{api}/metrics")).body;
     let value = |page: &str, series: &str| metric(page, series).unwrap_or(0.0);

@@ -8,9 +8,9 @@ use std::time::Duration;
 use hickory_proto::op::Message;
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{RData, RecordType};
-use testkit::{Process, query, query_edns};
+use testkit::{query, query_edns};
 
-use crate::fixture::temp_dir;
+use crate::fixture::{serve_endpoints, temp_dir};
 
 const FILE: &str = r#"
 [[service]]
@@ -82,23 +82,21 @@ fn clients_get_their_az_first() {
     let dir = temp_dir("same-az");
     let path = dir.join("endpoints.toml");
     std::fs::write(&path, FILE).unwrap();
-    let p = Process::start(&[
-        "serve",
-        "--dns-addr",
-        "127.0.0.1:0",
-        "--endpoints",
-        path.to_str().unwrap(),
-        "--az-subnet",
-        "127.0.0.2/32=us-east-1a",
-        "--az-subnet",
-        "127.0.0.3/32=us-east-1b",
-        "--same-az",
-        "first",
-        "--same-az-service",
-        "api.static=only:2",
-        "--client-subnet-trusted",
-        "127.0.0.4/32",
-    ]);
+    let p = serve_endpoints(
+        &path,
+        &[
+            "--az-subnet",
+            "127.0.0.2/32=us-east-1a",
+            "--az-subnet",
+            "127.0.0.3/32=us-east-1b",
+            "--same-az",
+            "first",
+            "--same-az-service",
+            "api.static=only:2",
+            "--client-subnet-trusted",
+            "127.0.0.4/32",
+        ],
+    );
     let web = "web.static.ecs.internal.";
     let in_a: BTreeSet<&str> = ["10.0.1.1", "10.0.1.2"].into();
     let in_b: BTreeSet<&str> = ["10.0.2.1", "10.0.2.2"].into();

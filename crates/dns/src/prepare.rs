@@ -160,7 +160,9 @@ impl Preparer<'_> {
                     })?;
             let (v4, v6) = Self::address_rdata(task);
             let az = self.zone.az.index_of(task.az.as_deref());
-            for ip in task.addresses.iter() {
+            // Reverse names only where reverse zones are served: no work per task otherwise.
+            let reverse_zones = &self.zone.reverse_zones;
+            for ip in task.addresses.iter().filter(|_| !reverse_zones.is_empty()) {
                 let Ok(reverse) = reverse_name(*ip) else {
                     continue;
                 };
