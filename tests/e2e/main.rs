@@ -14,6 +14,7 @@ mod cli;
 mod demo;
 mod deploy;
 mod dns_rules;
+mod drain;
 mod ecs_aws;
 mod ecs_watch;
 mod faults;

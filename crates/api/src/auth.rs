@@ -117,10 +117,10 @@ pub(crate) async fn guard(
     } else {
         request.extensions_mut().insert(Authorized(authorized));
         let streaming = path == "/v1/watch";
-        let blocking = request
-            .uri()
-            .query()
-            .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("index=")));
+        let blocking = request.uri().query().is_some_and(|q| {
+            q.split('&')
+                .any(|kv| kv.starts_with("index=") || kv.starts_with("wait="))
+        });
         if streaming {
             next.run(request).await
         } else {

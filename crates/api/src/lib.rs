@@ -15,6 +15,7 @@
 
 mod auth;
 mod dashboard;
+mod drain;
 pub mod dto;
 mod error;
 pub mod metrics;
@@ -50,6 +51,9 @@ pub trait Operator: Send + Sync + 'static {
     fn problems(&self) -> Vec<dto::ProblemDto>;
     /// Starts a reconcile of every watched cluster now; returns how many were asked.
     fn reconcile(&self) -> Result<usize, ApiError>;
+    /// What DNS knows of the tasks whose ARN or id is `task` (served now, or left lately), as
+    /// of `now_ms` (ms since the epoch).
+    fn served(&self, task: &str, now_ms: u64) -> Vec<dto::ServedInfo>;
 }
 
 /// API settings.
@@ -75,6 +79,9 @@ pub struct ApiConfig {
     pub max_connections: usize,
     /// How long shutdown waits for requests in progress.
     pub shutdown_grace: Duration,
+    /// Added to `last served + TTL` for a task's safe-to-stop time (clock steps, a query in
+    /// flight when the answer changed).
+    pub drain_margin: Duration,
 }
 
 impl Default for ApiConfig {
@@ -90,6 +97,7 @@ impl Default for ApiConfig {
             header_timeout: Duration::from_secs(10),
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(5),
+            drain_margin: Duration::from_secs(1),
         }
     }
 }
@@ -148,6 +156,7 @@ pub fn router(
         .route("/v1/services/{cluster}/{service}", get(views::service))
         .route("/v1/health/{cluster}/{service}", get(views::service))
         .route("/v1/tasks/{task}", get(views::task))
+        .route("/v1/tasks/{task}/drain", get(drain::drain))
         .route("/v1/problems", get(views::problems))
         .route("/v1/prometheus-sd", get(views::prometheus_sd))
         .route("/v1/watch", get(watch::stream))

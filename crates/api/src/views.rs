@@ -24,7 +24,7 @@ use crate::metrics::{Exposition, Kind};
 use crate::params::{Params, paginate};
 use crate::{ApiError, INDEX_HEADER, Shared};
 
-type Q = Result<Query<Vec<(String, String)>>, QueryRejection>;
+pub(crate) type Q = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 pub(crate) fn params(query: Q) -> Result<Params, ApiError> {
     let Query(pairs) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -135,13 +135,9 @@ pub(crate) async fn task(
 ) -> Result<Response, ApiError> {
     let index = s.registry.generation();
     let mut found = Vec::new();
-    for snapshot in s.registry.services() {
-        for view in &snapshot.tasks {
-            if view.task.id() == task || *view.task.arn == *task {
-                found.push(Endpoint::of(view, &snapshot, &s.zone));
-            }
-        }
-    }
+    each_task_named(&s, &task, |view, snapshot| {
+        found.push(Endpoint::of(view, snapshot, &s.zone))
+    });
     match found.len() {
         0 => Err(ApiError::NotFound(format!("task {task}"))),
         1 => Ok(indexed(index, &found[0])),
@@ -154,6 +150,21 @@ pub(crate) async fn task(
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
+    }
+}
+
+/// Calls `f` for every task in a served name whose id or ARN is `task`.
+pub(crate) fn each_task_named(
+    s: &Shared,
+    task: &str,
+    mut f: impl FnMut(&registry::TaskView, &ServiceSnapshot),
+) {
+    for snapshot in s.registry.services() {
+        for view in &snapshot.tasks {
+            if view.task.id() == task || *view.task.arn == *task {
+                f(view, &snapshot);
+            }
+        }
     }
 }
 

@@ -59,6 +59,10 @@ pub(crate) struct Prepared {
     /// PTR records (one unit each) at reverse names, which tasks of several services may share
     /// (bridge tasks on one host): the table merges them per name.
     pub(crate) ptrs: Vec<(Name, Vec<u8>)>,
+    /// The tasks whose addresses these answers carry (the drain API's served set).
+    pub(crate) served: Vec<std::sync::Arc<str>>,
+    /// The TTL of every record prepared.
+    pub(crate) ttl: u32,
 }
 
 /// What one owner name holds while a service is being prepared.
@@ -131,18 +135,14 @@ impl Preparer<'_> {
     /// data (`_tcp.S.C.Z`, or `S.C.Z` with nothing served) come back with no RRsets.
     pub(crate) fn service(&self, snapshot: &ServiceSnapshot) -> Result<Prepared, DnsError> {
         let key = &snapshot.key;
-        let ttl = self
-            .zone
-            .service_ttl
-            .get(&key.to_string())
-            .copied()
-            .unwrap_or(self.zone.ttl);
+        let ttl = self.ttl_of(key);
         let preference = self.zone.az.preference(&key.to_string());
         let service = self.name(&[&key.name, &key.cluster])?;
         let mut names: BTreeMap<Name, Pending> = BTreeMap::new();
         names.entry(service.clone()).or_default();
         let mut additional: BTreeMap<Name, Vec<RData>> = BTreeMap::new();
         let mut ptrs = Vec::new();
+        let mut served = Vec::new();
         for view in snapshot.served_views() {
             let task = view.task.as_ref();
             let Ok(id) = model::dns_label(task.id()) else {
@@ -159,6 +159,7 @@ impl Preparer<'_> {
                         reason: e.to_string(),
                     })?;
             let (v4, v6) = Self::address_rdata(task);
+            served.push(std::sync::Arc::clone(&task.arn));
             let az = self.zone.az.index_of(task.az.as_deref());
             // Reverse names only where reverse zones are served: no work per task otherwise.
             let reverse_zones = &self.zone.reverse_zones;
@@ -263,7 +264,21 @@ impl Preparer<'_> {
             }
             out.push((name, NameEntry::new(rrsets)));
         }
-        Ok(Prepared { names: out, ptrs })
+        Ok(Prepared {
+            names: out,
+            ptrs,
+            served,
+            ttl,
+        })
+    }
+
+    /// The TTL of a service's records: its own, or the zone's.
+    pub(crate) fn ttl_of(&self, key: &model::ServiceKey) -> u32 {
+        self.zone
+            .service_ttl
+            .get(&key.to_string())
+            .copied()
+            .unwrap_or(self.zone.ttl)
     }
 
     fn soa(&self, serial: u32) -> Result<RData, DnsError> {

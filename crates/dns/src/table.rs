@@ -17,6 +17,7 @@ use crate::xfr::{Journal, in_zone, records_of};
 /// behind get a full transfer).
 const JOURNAL_RECORDS: usize = 200_000;
 use crate::prepare::Preparer;
+use crate::served::ServeLog;
 use crate::{DnsError, ZoneConfig};
 
 /// Shared between the table and the owners index, so each name's bytes are held once.
@@ -69,6 +70,8 @@ pub struct AnswerTable {
     sync: Mutex<()>,
     /// Changes by serial, for IXFR; kept only when transfers are offered.
     pub(crate) journal: Mutex<Journal>,
+    /// Which tasks the answers carry, and since when they no longer do.
+    pub(crate) served: ServeLog,
 }
 
 impl AnswerTable {
@@ -97,6 +100,7 @@ impl AnswerTable {
         }
         let origin_key = wire_key(&zone.origin);
         let serial = AtomicU32::new(zone.serial_base);
+        let served = ServeLog::new(zone.transfer.notify.iter().map(|a| a.ip()).collect());
         Ok(Self {
             zone,
             origin_key,
@@ -108,6 +112,7 @@ impl AnswerTable {
             owners: Mutex::new(Owners::default()),
             sync: Mutex::new(()),
             journal: Mutex::new(Journal::new(JOURNAL_RECORDS)),
+            served,
         })
     }
 
@@ -137,6 +142,12 @@ impl AnswerTable {
         if self.transfers_enabled() {
             self.journal().seal(old, serial);
         }
+        self.served.sealed(serial);
+    }
+
+    /// Which tasks the answers carry and since when they no longer do: the drain API's source.
+    pub fn served(&self) -> &ServeLog {
+        &self.served
     }
 
     /// Number of names held (served names and empty non-terminals).
@@ -158,12 +169,12 @@ impl AnswerTable {
         snapshot: Option<&ServiceSnapshot>,
     ) -> Result<(), DnsError> {
         let preparer = Preparer { zone: &self.zone };
-        let (entries, ptrs) = match snapshot {
+        let (entries, ptrs, served, ttl) = match snapshot {
             Some(s) => {
                 let p = preparer.service(s)?;
-                (p.names, p.ptrs)
+                (p.names, p.ptrs, p.served, p.ttl)
             }
-            None => (Vec::new(), Vec::new()),
+            None => (Vec::new(), Vec::new(), Vec::new(), preparer.ttl_of(key)),
         };
         let mut owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
         let journaling = self.transfers_enabled();
@@ -222,6 +233,9 @@ impl AnswerTable {
             }
             _ => {}
         }
+        // After the new answers are visible and the old ones gone.
+        self.served
+            .service_changed(key, served, ttl, crate::served::now_ms());
         Ok(())
     }
 

@@ -239,7 +239,14 @@ impl AnswerTable {
                 let client_serial = (q.qtype == TYPE_IXFR)
                     .then(|| wire::authority_soa_serial(query, q.question_end))
                     .flatten();
-                self.transfer_messages(query, q.question_end, client_serial)
+                let (messages, serial) =
+                    self.transfer_messages(query, q.question_end, client_serial);
+                // What the secondary holds once it has these (the drain API counts it).
+                if let (Some(ip), Some(serial)) = (client, serial) {
+                    self.served
+                        .secondary_has(ip, serial, crate::served::now_ms());
+                }
+                messages
             }
         };
         if let Some(signed) = &signed {
@@ -265,13 +272,13 @@ impl AnswerTable {
     }
 
     /// The whole zone (AXFR, or IXFR when the journal does not reach the client's serial), or
-    /// the deltas since `client_serial`.
+    /// the deltas since `client_serial`; with the serial the client holds after them.
     fn transfer_messages(
         &self,
         query: &[u8],
         question_end: usize,
         client_serial: Option<u32>,
-    ) -> Vec<Vec<u8>> {
+    ) -> (Vec<Vec<u8>>, Option<u32>) {
         let _cut = self.sync_guard();
         let serial = self.serial();
         let soa = |s: u32| -> Option<Rr> {
@@ -281,14 +288,17 @@ impl AnswerTable {
                 .find(|(_, data)| data.get(..2) == Some(&[0, 6][..]))
         };
         let Some((origin, current_soa)) = soa(serial) else {
-            return vec![self.refusal(query, question_end, Rcode::ServFail)];
+            return (
+                vec![self.refusal(query, question_end, Rcode::ServFail)],
+                None,
+            );
         };
         let mut w = Writer::new(query, question_end);
         if let Some(client) = client_serial {
             // RFC 1982: the client is current (or ahead, after our restart): one SOA.
             if serial_le(serial, client) {
                 w.push(&origin, &current_soa);
-                return w.done();
+                return (w.done(), Some(client));
             }
             let journal = self
                 .journal
@@ -311,7 +321,7 @@ impl AnswerTable {
                     }
                 }
                 w.push(&origin, &current_soa);
-                return w.done();
+                return (w.done(), Some(serial));
             }
         }
         // AXFR: SOA, every other record, SOA.
@@ -329,7 +339,7 @@ impl AnswerTable {
             }
         }
         w.push(&origin, &current_soa);
-        w.done()
+        (w.done(), Some(serial))
     }
 }
 

@@ -173,10 +173,12 @@ impl App {
                     local: Arc::clone(&local),
                     visible,
                     health: Arc::clone(&health),
+                    table: Arc::clone(&table),
                 };
                 let config = api::ApiConfig {
                     zone: table.zone().origin.to_string(),
                     tokens,
+                    drain_margin: settings.drain_margin,
                     ..api::ApiConfig::default()
                 };
                 let router = api::router(

@@ -63,6 +63,19 @@ pub enum Command {
     /// Exit 0 when a running ecsdns answers `/healthz` (for container health checks: the
     /// image has no shell or curl).
     Health(ClientArgs),
+    /// Container entrypoint: run a command, and hold the first SIGTERM until DNS no longer
+    /// hands this task out (`ecsdns drain-wait --help`).
+    #[command(disable_help_flag = true)]
+    DrainWait(DrainWaitArgs),
+}
+
+/// `ecsdns drain-wait`: its options are the wrapper's own (the same as `ecsdns-drain-wait`).
+#[derive(Debug, Args)]
+pub struct DrainWaitArgs {
+    /// `[--api URL] [--task ID|ARN] [--max-wait D] [--fallback-wait D] [--token-file F] --
+    /// COMMAND ARGS...`
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<std::ffi::OsString>,
 }
 
 /// How the operator subcommands reach a running ecsdns. Exit codes: 0 ok, 1 API unreachable or
@@ -145,6 +158,10 @@ pub struct HttpArgs {
     /// File of bearer tokens (one per line); when set, every API request needs one.
     #[arg(long, env = "ECSDNS_API_TOKEN_FILE")]
     pub api_token_file: Option<PathBuf>,
+    /// Added to "last served + TTL" for a task's safe-to-stop time (`/v1/tasks/ID/drain`,
+    /// `ecsdns drain-wait`) [default: 1s].
+    #[arg(long, env = "ECSDNS_DRAIN_MARGIN", value_parser = parse_duration)]
+    pub drain_margin: Option<Duration>,
 }
 
 /// `--http-addr`: an address, or `off` (`None`).
@@ -158,6 +175,9 @@ impl HttpArgs {
         }
         if self.api_token_file.is_some() {
             s.api_token_file = self.api_token_file.clone();
+        }
+        if let Some(margin) = self.drain_margin {
+            s.drain_margin = margin;
         }
         s
     }
@@ -236,6 +256,17 @@ pub fn main() -> ExitCode {
 /// benchmark harness) can run exactly this server.
 pub fn main_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
     let cli = Cli::parse_from(args);
+    if let Command::DrainWait(a) = cli.command {
+        // No runtime and no logger: the wrapper owns the process's signals from here.
+        let code = match drain_wait::Options::parse(a.args) {
+            Ok(options) => drain_wait::run(options),
+            Err(e) => {
+                eprintln!("{e}");
+                e.exit_code()
+            }
+        };
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -416,7 +447,8 @@ async fn serve_or_demo(command: Command) -> anyhow::Result<()> {
         | Command::Endpoints(_)
         | Command::Watch(_)
         | Command::Reconcile(_)
-        | Command::Health(_) => {
+        | Command::Health(_)
+        | Command::DrainWait(_) => {
             anyhow::bail!("not a server command")
         }
     }

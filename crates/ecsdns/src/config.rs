@@ -41,6 +41,8 @@ pub struct ApiFile {
     pub addr: Option<String>,
     /// File of bearer tokens (one per line).
     pub token_file: Option<PathBuf>,
+    /// Added to "last served + TTL" for safe-to-stop times, e.g. `1s`.
+    pub drain_margin: Option<String>,
 }
 
 /// `[ecs]` section: the watched clusters and the event queue.
@@ -204,6 +206,8 @@ pub struct Settings {
     pub http_addr: Option<SocketAddr>,
     /// File of bearer tokens for the API.
     pub api_token_file: Option<PathBuf>,
+    /// Added to "last served + TTL" for a task's safe-to-stop time.
+    pub drain_margin: Duration,
 }
 
 /// The ECS watcher's settings.
@@ -293,6 +297,7 @@ impl Default for Settings {
             ecs: EcsSettings::default(),
             http_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8053))),
             api_token_file: None,
+            drain_margin: Duration::from_secs(1),
         }
     }
 }
@@ -387,6 +392,9 @@ impl Settings {
         }
         if file.api.token_file.is_some() {
             self.api_token_file = file.api.token_file;
+        }
+        if let Some(v) = file.api.drain_margin {
+            self.drain_margin = parse_duration(&v)?;
         }
         Ok(self)
     }

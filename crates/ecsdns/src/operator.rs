@@ -76,6 +76,8 @@ pub struct AppOperator {
     pub visible: Arc<Histogram>,
     /// Active check counters.
     pub health: Arc<health::HealthMetrics>,
+    /// The DNS answers, for what they serve (the drain API).
+    pub table: Arc<dns::AnswerTable>,
 }
 
 fn status(name: String, s: &SourceState, show_errors: bool) -> SourceStatus {
@@ -159,6 +161,21 @@ impl api::Operator for AppOperator {
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or(Duration::ZERO)
                     .as_secs(),
+            })
+            .collect()
+    }
+
+    fn served(&self, task: &str, now_ms: u64) -> Vec<api::dto::ServedInfo> {
+        self.table
+            .served()
+            .lookup(task, now_ms)
+            .into_iter()
+            .map(|s| api::dto::ServedInfo {
+                arn: s.arn.to_string(),
+                serving: s.serving,
+                held_by: s.held_by,
+                last_served_ms: s.last_served_ms,
+                ttl: s.ttl,
             })
             .collect()
     }
