@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command. On a fresh machine it installs what the tests need (Debian: dig, kdig,
-# knot, nsd, chromium + chromedriver; PyPI: moto, the local ECS/SQS/EC2 endpoint, and cfn-lint, into a venv), then checks formatting and lints,
+# knot, nsd, unbound, chromium + chromedriver; PyPI: moto, the local ECS/SQS/EC2 endpoint, and cfn-lint, into a venv), then checks formatting and lints,
 # then runs every test in the workspace. Also installs cargo-deny (crates.io) for deny.toml.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,6 +11,10 @@ command -v kdig >/dev/null 2>&1 || missing+=(knot-dnsutils)
 # Knot and NSD: the reference servers of the benchmark harness (its smoke run is part of the tests).
 [ -x /usr/sbin/knotd ] || missing+=(knot)
 [ -x /usr/sbin/nsd ] || missing+=(nsd)
+# unbound: the caching resolver in front of ecsdns in the rolling-deploy test and benchmark.
+[ -x /usr/sbin/unbound ] || missing+=(unbound)
+# Python 3 runs each simulated task's HTTP server in the rolling-deploy test.
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # Headless Chromium and its WebDriver: the dashboard test drives a real browser.
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium chromium-driver)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
@@ -84,4 +88,5 @@ cargo run --locked -q -p ecsdns-bench -- dns --smoke --out "${CARGO_TARGET_DIR:-
 cargo run --locked -q -p ecsdns-bench -- registry --smoke
 cargo run --locked -q -p ecsdns-bench -- memory --endpoints 1000
 cargo run --locked -q -p ecsdns-bench -- scale --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"
+cargo run --locked -q -p ecsdns-bench -- deploy --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

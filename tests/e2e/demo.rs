@@ -225,3 +225,69 @@ fn ptr_records_for_demo_tasks() {
     let soa = dig(demo.dns, &["+short", "10.in-addr.arpa.", "SOA"]);
     assert!(soa.starts_with("ns1.ecs.internal."), "{soa}");
 }
+
+#[test]
+fn demo_rolls_web_on_request_and_drain_says_when_each_old_task_is_safe() {
+    let demo = Process::start(&[
+        "demo",
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--no-churn",
+        "--rolling-deploy",
+        "60s",
+        "--ttl",
+        "1",
+    ]);
+    let banner = demo.wait_for_stdout("Ctrl-C stops", Duration::from_secs(5));
+    assert!(
+        banner.contains("Rolling deploy of web every 60s"),
+        "{banner}"
+    );
+    assert!(banner.contains("/drain?wait=30s"), "{banner}");
+    let api = demo.api.unwrap();
+    let ids = || -> BTreeSet<String> {
+        let j = testkit::http::get(&format!("http://{api}/v1/services/demo/web")).json();
+        j["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["served"] == true)
+            .map(|e| e["taskId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before = ids();
+    assert_eq!(before.len(), 3);
+    let first = before.iter().next().unwrap().clone();
+    // The deploy starts 10 s in; a waiting drain request for an old task returns once it has
+    // left DNS and its TTL (1 s) and margin (1 s) have passed.
+    let waiter = std::thread::spawn(move || {
+        let url = format!("http://{api}/v1/tasks/{first}/drain?wait=60s");
+        testkit::http::get(&url).json()
+    });
+    let started = std::time::Instant::now();
+    let mut smallest = usize::MAX;
+    let after = loop {
+        let srv = dig(demo.dns, &["+short", "web.demo.ecs.internal", "SRV"]);
+        smallest = smallest.min(srv.lines().count());
+        let now = ids();
+        if now.is_disjoint(&before) && now.len() == 3 {
+            break now;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the deploy did not finish: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(after.len(), 3);
+    assert!(
+        smallest >= 2,
+        "web never dropped below 2 served tasks: {smallest}"
+    );
+    let j = waiter.join().unwrap();
+    assert_eq!(j["safe"], true, "{j}");
+    assert_eq!(
+        j["safeAtMs"].as_u64().unwrap(),
+        j["lastServedMs"].as_u64().unwrap() + 2_000
+    );
+}

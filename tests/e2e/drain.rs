@@ -161,6 +161,12 @@ fn drain_answers_follow_what_dns_served() {
     assert_eq!(drain(&p, &arn, "").json()["lastServedMs"], last);
 }
 
+/// A loopback address nothing listens on.
+fn silent_addr_closed() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
 /// `ecsdns drain-wait ARGS -- sh -c SCRIPT`, its stderr piped.
 fn wrapper(args: &[&str], script: &str) -> Child {
     Command::new(ecsdns_bin())
@@ -312,9 +318,7 @@ fn wrapper_falls_back_bounds_the_wait_and_passes_exit_statuses() {
     let dir = temp_dir("drain-fallback");
     let log = dir.join("child.log");
     // Nothing listens on the API port: the fallback wait, said in the log.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let api = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let api = format!("http://{}", silent_addr_closed());
     let mut w = wrapper(
         &["--api", &api, "--task", "t", "--fallback-wait", "1s"],
         &script(&log),
@@ -367,6 +371,28 @@ fn wrapper_falls_back_bounds_the_wait_and_passes_exit_statuses() {
     assert_eq!(code, 7, "{err}");
     assert!(err.contains("second SIGTERM"), "{err}");
     drop(silent);
+
+    // As a sidecar: no command; exits 0 once the wait is over.
+    let mut sidecar = Command::new(ecsdns_bin())
+        .args([
+            "drain-wait",
+            "--sidecar",
+            "--task",
+            "t",
+            "--fallback-wait",
+            "500ms",
+        ])
+        .args(["--api", &format!("http://{}", silent_addr_closed())])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    signal(&sidecar, "TERM");
+    let (code, err) = wait_exit(&mut sidecar, Duration::from_secs(5));
+    assert_eq!(code, 0, "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(500), "{err}");
+    assert!(err.contains("exiting"), "{err}");
 
     // A child killed by a signal: 128 + N, as a shell reports it.
     let mut w = wrapper(&["--task", "t"], "kill -KILL $$");

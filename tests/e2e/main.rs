@@ -20,6 +20,7 @@ mod ecs_watch;
 mod faults;
 mod fixture;
 mod health;
+mod rolling;
 mod same_az;
 mod static_source;
 mod tidy;

@@ -14,6 +14,8 @@
 //!   (it is a child subreaper, and may be PID 1) and exits with the child's status (128 + N for
 //!   a child killed by signal N).
 //! - No async runtime and no HTTP library: std sockets and one JSON answer.
+//! - As a sidecar (`--sidecar`, no command) it runs nothing and exits when the task is safe:
+//!   an application container that the sidecar `dependsOn` is stopped by ECS only after it.
 
 mod http;
 mod options;
@@ -54,11 +56,28 @@ fn log(message: &str) {
 
 /// Runs `options.command` under the wrapper; returns the exit code to leave with.
 pub fn run(options: Options) -> i32 {
+    // The child starts before signals are blocked: std passes the signal mask on to it, and
+    // the application must get its signals as usual. A signal in between meets the default
+    // action; a child that already exited is found by the reap below.
+    let child = match options.command.split_first() {
+        None if options.sidecar => None,
+        None => {
+            log("no command to run");
+            return 2;
+        }
+        Some((program, args)) => match Command::new(program).args(args).spawn() {
+            Ok(child) => Some(Pid::from_raw(child.id() as i32)),
+            Err(e) => {
+                log(&format!("cannot run {}: {e}", program.to_string_lossy()));
+                return 127;
+            }
+        },
+    };
     let mut mask = SigSet::empty();
     for s in FORWARDED {
         mask.add(s);
     }
-    // Blocked here and in every thread started later; std clears the mask in the child.
+    // Blocked here and in every thread started later, so sigwait below sees them all.
     if let Err(e) = mask.thread_block() {
         log(&format!("cannot take signals: {e}"));
         return 1;
@@ -69,17 +88,9 @@ pub fn run(options: Options) -> i32 {
             "not a child subreaper ({e}); reaping direct children only"
         ));
     }
-    let Some((program, args)) = options.command.split_first() else {
-        log("no command to run");
-        return 2;
-    };
-    let child = match Command::new(program).args(args).spawn() {
-        Ok(child) => Pid::from_raw(child.id() as i32),
-        Err(e) => {
-            log(&format!("cannot run {}: {e}", program.to_string_lossy()));
-            return 127;
-        }
-    };
+    if let Some(code) = reap(child) {
+        return code;
+    }
     let options = Arc::new(options);
     let forwarded = Arc::new(AtomicBool::new(false));
     let mut draining = false;
@@ -106,11 +117,24 @@ pub fn run(options: Options) -> i32 {
                 // A second SIGTERM: whoever sent it wants the application stopped now.
                 if !forwarded.swap(true, Ordering::SeqCst) {
                     log("second SIGTERM: forwarding it now");
-                    send(child, Signal::SIGTERM);
+                    stop(child);
                 }
             }
-            other => send(child, other),
+            other => {
+                if let Some(pid) = child {
+                    send(pid, other);
+                }
+            }
         }
+    }
+}
+
+/// Passes SIGTERM on; a sidecar (no child) exits instead, which lets ECS stop the containers
+/// that it depends on.
+fn stop(child: Option<Pid>) {
+    match child {
+        Some(pid) => send(pid, Signal::SIGTERM),
+        None => std::process::exit(0),
     }
 }
 
@@ -123,12 +147,12 @@ fn send(child: Pid, signal: Signal) {
 }
 
 /// Reaps every exited process; the child's exit code once it has exited.
-fn reap(child: Pid) -> Option<i32> {
+fn reap(child: Option<Pid>) -> Option<i32> {
     let mut code = None;
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, status)) if pid == child => code = Some(status),
-            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
+            Ok(WaitStatus::Exited(pid, status)) if Some(pid) == child => code = Some(status),
+            Ok(WaitStatus::Signaled(pid, signal, _)) if Some(pid) == child => {
                 code = Some(128 + signal as i32);
             }
             Ok(WaitStatus::StillAlive) | Err(_) => return code,
@@ -139,18 +163,23 @@ fn reap(child: Pid) -> Option<i32> {
 
 /// On the first SIGTERM: one thread asks ecsdns and forwards when it is safe, another forwards
 /// at the deadline whatever the first is doing. Whichever comes first wins.
-fn start_drain(options: &Arc<Options>, child: Pid, forwarded: &Arc<AtomicBool>) {
+fn start_drain(options: &Arc<Options>, child: Option<Pid>, forwarded: &Arc<AtomicBool>) {
     let started = Instant::now();
     let deadline = started + options.max_wait;
     let forward = {
         let forwarded = Arc::clone(forwarded);
         move |why: &str| {
             if !forwarded.swap(true, Ordering::SeqCst) {
+                let what = if child.is_some() {
+                    "forwarding SIGTERM"
+                } else {
+                    "exiting"
+                };
                 log(&format!(
-                    "{why}; forwarding SIGTERM after {:.1}s",
+                    "{why}; {what} after {:.1}s",
                     started.elapsed().as_secs_f64()
                 ));
-                send(child, Signal::SIGTERM);
+                stop(child);
             }
         }
     };

@@ -18,8 +18,10 @@ pub struct Options {
     pub fallback_wait: Duration,
     /// Bearer token for the API, if it needs one.
     pub token: Option<String>,
-    /// The application and its arguments.
+    /// The application and its arguments (empty for a sidecar).
     pub command: Vec<OsString>,
+    /// Run no command: exit once safe after SIGTERM (a sidecar container).
+    pub sidecar: bool,
 }
 
 /// A command line the wrapper cannot run.
@@ -47,6 +49,7 @@ impl UsageError {
 /// The help text.
 pub(crate) const USAGE: &str = "\
 Usage: ecsdns drain-wait [OPTIONS] -- COMMAND [ARGS...]
+       ecsdns drain-wait [OPTIONS] --sidecar
 
 Runs COMMAND as a child (as PID 1 if need be: signals forwarded, zombies reaped, the child's
 exit status returned). On the first SIGTERM it asks ecsdns when no DNS answer or cache can still
@@ -58,6 +61,8 @@ Options:
   --max-wait D          hold SIGTERM at most this long [default 25s, under ECS's 30s stopTimeout]
   --fallback-wait D     hold it this long when ecsdns cannot be asked [default 6s: TTL 5s + 1s]
   --token-file F        bearer token file [env ECSDNS_API_TOKEN_FILE; or ECSDNS_API_TOKEN]
+  --sidecar             run no command; exit once safe after SIGTERM (a sidecar container that
+                        the application's container is stopped after, via dependsOn)
   -h, --help            this text
 
 Durations: 250ms, 6s, 2m.";
@@ -98,6 +103,7 @@ impl Options {
             fallback_wait: Duration::from_secs(6),
             token: None,
             command: Vec::new(),
+            sidecar: false,
         };
         let mut token_file = env("ECSDNS_API_TOKEN_FILE").map(PathBuf::from);
         let mut args = args.into_iter();
@@ -111,6 +117,10 @@ impl Options {
             }
             if flag == "-h" || flag == "--help" {
                 return Err(UsageError(String::new()));
+            }
+            if flag == "--sidecar" {
+                o.sidecar = true;
+                continue;
             }
             let (name, inline) = match flag.split_once('=') {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
@@ -148,8 +158,14 @@ impl Options {
                 }
             }
         }
-        if o.command.is_empty() {
-            return Err(UsageError("no command given after --".into()));
+        match (o.command.is_empty(), o.sidecar) {
+            (true, false) => return Err(UsageError("no command given after --".into())),
+            (false, true) => {
+                return Err(UsageError(
+                    "--sidecar runs no command: drop the -- part".into(),
+                ));
+            }
+            _ => {}
         }
         if !o.api.starts_with("http://") {
             return Err(UsageError(format!(
@@ -250,6 +266,8 @@ mod tests {
             assert_eq!(e.exit_code(), 2);
         }
         assert_eq!(parse(&["--help"], &[]).unwrap_err().exit_code(), 0);
+        let o = parse(&["--sidecar", "--task", "t"], &[]).unwrap();
+        assert!(o.sidecar && o.command.is_empty());
     }
 
     #[test]

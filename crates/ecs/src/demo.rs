@@ -6,7 +6,9 @@
 //! two EC2 container instances, dynamic host ports for `http` 8080 and `grpc` 9090), service
 //! `fleet` (awsvpc, 60 tasks), and the standalone batch group `etl` (`family:etl`, 4 tasks).
 //! Churn replaces a `web` or `fleet` task now and then (drain, stop, start) and flips a `web`
-//! task UNHEALTHY and back. Deterministic for a given seed.
+//! task UNHEALTHY and back. On request, a rolling deploy replaces every `web` task the way ECS
+//! does (new task running first, then the old one's desiredStatus STOPPED, then STOPPED).
+//! Deterministic for a given seed.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -102,12 +104,23 @@ enum Step {
     Recover { task: usize },
 }
 
+/// One step of a rolling deploy of `web`, by task id (indexes move as tasks come and go).
+enum DeployStep {
+    /// A new `web` task, running and healthy.
+    Start,
+    /// The old task's desiredStatus turns STOPPED (ECS sends SIGTERM now).
+    Stop(String),
+    /// The old task has stopped.
+    Retire(String),
+}
+
 /// The simulated cluster.
 pub struct Simulator {
     rng: Rng,
     tasks: Vec<SimTask>,
     instances: Vec<(String, Ipv4Addr, usize)>,
     pending: Option<Step>,
+    deploy: std::collections::VecDeque<DeployStep>,
     clock: u64,
     next_host: HashMap<(Kind, usize), u8>,
 }
@@ -126,6 +139,7 @@ impl Simulator {
                 })
                 .collect(),
             pending: None,
+            deploy: std::collections::VecDeque::new(),
             clock: 0,
             next_host: HashMap::new(),
         };
@@ -337,9 +351,83 @@ impl Simulator {
         self.task_event(t)
     }
 
-    /// One churn step: a few seconds of a cluster's life, as events.
-    pub fn tick(&mut self) -> Vec<String> {
+    /// Queues a rolling deploy of `web`: each running task replaced in turn, one step per
+    /// [`Simulator::tick`]. Returns the ids of the tasks it replaces (none while one runs).
+    pub fn start_rolling_deploy(&mut self) -> Vec<String> {
+        if self.deploying() {
+            return Vec::new();
+        }
+        let old: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|t| t.kind == Kind::Web && t.desired == "RUNNING")
+            .map(|t| t.id.clone())
+            .collect();
+        let mut previous: Option<String> = None;
+        for id in &old {
+            if let Some(done) = previous.take() {
+                self.deploy.push_back(DeployStep::Retire(done));
+            }
+            self.deploy.push_back(DeployStep::Start);
+            self.deploy.push_back(DeployStep::Stop(id.clone()));
+            previous = Some(id.clone());
+        }
+        if let Some(done) = previous {
+            self.deploy.push_back(DeployStep::Retire(done));
+        }
+        old
+    }
+
+    /// Whether a rolling deploy is under way.
+    pub fn deploying(&self) -> bool {
+        !self.deploy.is_empty()
+    }
+
+    /// The next deploy events, once no churn step is half done.
+    fn deploy_step(&mut self) -> Option<Vec<String>> {
+        if self.pending.is_some() {
+            return None;
+        }
+        let mut out = Vec::new();
+        // A retirement and the next start go together (ECS starts the next while one stops).
+        while let Some(step) = self.deploy.pop_front() {
+            match step {
+                DeployStep::Start => {
+                    let slot = self.rng.below(60);
+                    let fresh = self.new_task(Kind::Web, slot, "RUNNING", "HEALTHY");
+                    out.push(self.task_event(&fresh));
+                    self.tasks.push(fresh);
+                    return Some(out);
+                }
+                DeployStep::Stop(id) => {
+                    if let Some(i) = self.tasks.iter().position(|t| t.id == id) {
+                        let health = self.tasks[i].health;
+                        out.push(self.bump(i, "RUNNING", "STOPPED", health));
+                    }
+                    return Some(out);
+                }
+                DeployStep::Retire(id) => {
+                    if let Some(i) = self.tasks.iter().position(|t| t.id == id) {
+                        let health = self.tasks[i].health;
+                        out.push(self.bump(i, "STOPPED", "STOPPED", health));
+                        self.tasks.swap_remove(i);
+                    }
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// One step: a few seconds of a cluster's life, as events. While a rolling deploy runs,
+    /// its steps come first; `churn` false leaves the cluster alone otherwise.
+    pub fn tick(&mut self, churn: bool) -> Vec<String> {
         self.clock += 2;
+        if let Some(events) = self.deploy_step() {
+            return events;
+        }
+        if !churn && self.pending.is_none() {
+            return Vec::new();
+        }
         let step = self.pending.take();
         match step {
             Some(Step::Replace { old }) => {

@@ -4,6 +4,7 @@
 
 mod check;
 mod data;
+mod deploy;
 mod load;
 mod memory;
 mod registry_bench;
@@ -39,6 +40,9 @@ enum Command {
     Scale(ScaleArgs),
     /// Memory by stage (parse, static source, registry, DNS table) on one thread.
     Memory(MemoryArgs),
+    /// Rolling deploys through unbound with and without drain-wait: failed client requests
+    /// and the time the deploy took (static file and ECS events).
+    Deploy(DeployArgs),
     /// Runs the ecsdns server itself (the harness starts it this way; not for people).
     #[command(name = "__ecsdns", hide = true)]
     Ecsdns {
@@ -80,6 +84,37 @@ struct RegistryArgs {
 }
 
 #[derive(Args)]
+struct DeployArgs {
+    /// Tasks of the service.
+    #[arg(long, default_value_t = 3)]
+    tasks: usize,
+    /// Deploys in a row, each replacing every task.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// DNS TTL, seconds.
+    #[arg(long, default_value_t = 5)]
+    ttl: u32,
+    /// Drain margin, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    margin_ms: u64,
+    /// Client requests per second (each resolves through unbound).
+    #[arg(long, default_value_t = 200)]
+    rate: u32,
+    /// Seconds of traffic before and after the deploys.
+    #[arg(long, default_value_t = 10.0)]
+    settle: f64,
+    /// `file`, `ecs`, or `both`.
+    #[arg(long, default_value = "both")]
+    source: String,
+    /// Where the runs' files go.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// For CI: one task, one round, TTL 1 s, the static file only.
+    #[arg(long)]
+    smoke: bool,
+}
+
+#[derive(Args)]
 struct MemoryArgs {
     /// Endpoints in the data set (10 per service).
     #[arg(long, default_value_t = 100_000)]
@@ -99,6 +134,28 @@ struct ScaleArgs {
     smoke: bool,
 }
 
+fn deploy_bench(a: DeployArgs) -> anyhow::Result<()> {
+    use testkit::deploy::Source;
+    let sources = match a.source.as_str() {
+        _ if a.smoke => vec![Source::File],
+        "file" => vec![Source::File],
+        "ecs" => vec![Source::Ecs],
+        "both" => vec![Source::File, Source::Ecs],
+        other => anyhow::bail!("--source {other:?}: expected file, ecs or both"),
+    };
+    let o = deploy::DeployOptions {
+        tasks: if a.smoke { 2 } else { a.tasks },
+        rounds: if a.smoke { 1 } else { a.rounds },
+        ttl: if a.smoke { 1 } else { a.ttl },
+        margin: Duration::from_millis(if a.smoke { 300 } else { a.margin_ms }),
+        rate: a.rate,
+        settle: Duration::from_secs_f64(if a.smoke { 1.0 } else { a.settle }),
+        sources,
+        out: a.out,
+    };
+    deploy::bench(&o)
+}
+
 /// The allocator ecsdns itself runs with (see `crates/ecsdns/src/main.rs`): the registry bench
 /// runs the registry in this process, and `__ecsdns` is this binary.
 #[global_allocator]
@@ -115,6 +172,7 @@ fn main() -> ExitCode {
         Command::Registry(args) => registry_bench::run(args.updates, args.smoke),
         Command::Scale(args) => scale(args),
         Command::Memory(args) => memory::run(args.endpoints),
+        Command::Deploy(args) => deploy_bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

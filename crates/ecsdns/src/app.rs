@@ -293,8 +293,14 @@ impl App {
         Ok(())
     }
 
-    /// Runs the demo simulator: the initial cluster now, then a churn step every `churn`.
-    pub async fn start_demo(&mut self, seed: u64, churn: Option<Duration>) -> anyhow::Result<()> {
+    /// Runs the demo simulator: the initial cluster now, then a churn step every `churn`, and a
+    /// rolling deploy of `web` every `deploy` (its steps 2 s apart, or one per churn step).
+    pub async fn start_demo(
+        &mut self,
+        seed: u64,
+        churn: Option<Duration>,
+        deploy: Option<Duration>,
+    ) -> anyhow::Result<()> {
         let decoder = ecs::Decoder::new(ecs::demo::Simulator::clusters());
         let mut sim = ecs::demo::Simulator::new(seed);
         let decode = move |bodies: Vec<String>, sim: &ecs::demo::Simulator| {
@@ -314,7 +320,7 @@ impl App {
         let count = initial.len();
         self.ingest(initial).await?;
         self.local.ok(DEMO_SOURCE, count);
-        let Some(every) = churn else {
+        let Some(every) = churn.or(deploy.map(|_| Duration::from_secs(2))) else {
             return Ok(());
         };
         let updates = self.updates.clone();
@@ -322,12 +328,35 @@ impl App {
         self.tasks.spawn(async move {
             let mut interval = tokio::time::interval(every);
             interval.tick().await;
+            // The first deploy soon after start, so a newcomer sees one.
+            let first = Duration::from_secs(10);
+            let mut deploys = deploy
+                .map(|d| tokio::time::interval_at(tokio::time::Instant::now() + first.min(d), d));
             loop {
+                let next_deploy = async {
+                    match deploys.as_mut() {
+                        Some(d) => {
+                            d.tick().await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = interval.tick() => {}
+                    _ = next_deploy => {
+                        let replacing = sim.start_rolling_deploy();
+                        if !replacing.is_empty() {
+                            tracing::info!(
+                                service = "demo/web",
+                                replacing = %replacing.join(","),
+                                "demo rolling deploy started"
+                            );
+                        }
+                        continue;
+                    }
                     _ = stopping.changed() => return,
                 }
-                let batch = decode(sim.tick(), &sim);
+                let batch = decode(sim.tick(churn.is_some()), &sim);
                 if !batch.is_empty() && updates.send((batch, None)).await.is_err() {
                     return;
                 }

@@ -239,6 +239,10 @@ pub struct DemoArgs {
     /// Time between churn steps.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub churn_interval: Duration,
+    /// Roll every `web` task this often (the first one 10 s after start), as ECS deploys:
+    /// new task served first, then the old one stopped. Watch it with `ecsdns watch`.
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_duration)]
+    pub rolling_deploy: Option<Duration>,
     /// DNS options.
     #[command(flatten)]
     pub dns: DnsArgs,
@@ -412,7 +416,8 @@ async fn serve_or_demo(command: Command) -> anyhow::Result<()> {
             let settings = args.http.apply(args.dns.apply(Settings::default()));
             let mut app = App::start(&settings).await?;
             let churn = (!args.no_churn).then_some(args.churn_interval);
-            app.start_demo(args.seed, churn).await?;
+            app.start_demo(args.seed, churn, args.rolling_deploy)
+                .await?;
             let addr = app.dns_addr();
             let zone = app.table.zone().origin.to_string();
             let zone = zone.trim_end_matches('.');
@@ -423,6 +428,21 @@ async fn serve_or_demo(command: Command) -> anyhow::Result<()> {
                 }
                 None => String::new(),
             };
+            let deploy = match (args.rolling_deploy, app.http_addr()) {
+                (Some(every), Some(http)) => format!(
+                    "\nRolling deploy of web every {}s (the first in 10s). Watch it:\n  \
+                     ecsdns watch --api http://{http} --service web\n  \
+                     curl '{http}/v1/tasks/TASK_ID/drain?wait=30s'   (returns when the \
+                     stopping task is safe to stop: last served + TTL + margin)",
+                    every.as_secs()
+                ),
+                (Some(every), None) => {
+                    format!("\nRolling deploy of web every {}s.", every.as_secs())
+                }
+                (None, _) => {
+                    "\nRolling deploys of web: ecsdns demo --rolling-deploy 60s".to_string()
+                }
+            };
             announce(&format!(
                 "ecsdns demo serving DNS on {addr} (UDP and TCP), zone {zone}{}\n\
                  Simulated cluster \"demo\": web (3 tasks), api (2, bridge, dynamic ports), \
@@ -431,7 +451,7 @@ async fn serve_or_demo(command: Command) -> anyhow::Result<()> {
                  {dig} web.demo.{zone} SRV\n  \
                  {dig} _grpc._tcp.api.demo.{zone} SRV\n  \
                  {dig} +noedns +ignore fleet.demo.{zone} A    (TC=1: 60 records exceed 512 bytes; \
-                 without +ignore dig retries over TCP){curl}\n\
+                 without +ignore dig retries over TCP){curl}{deploy}\n\
                  Ctrl-C stops.",
                 api_note(&app),
                 if churn.is_some() {

@@ -14,13 +14,16 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 
+pub mod deploy;
 mod fault;
 pub mod http;
 mod moto;
+mod unbound;
 pub mod webdriver;
 pub use fault::{Fault, FaultProxy};
 use hickory_proto::rr::{Name, RecordType};
 pub use moto::{Moto, moto_server_bin};
+pub use unbound::{Unbound, unbound_bin, unbound_version};
 
 /// Builds a standard query message (RD set, random-looking ID).
 pub fn query(name: &str, rtype: RecordType) -> Message {
@@ -169,6 +172,7 @@ pub fn ecsdns_bin() -> PathBuf {
 pub struct Process {
     child: Child,
     log: std::sync::Arc<std::sync::Mutex<String>>,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
     /// The DNS address it announced.
     pub dns: SocketAddr,
     /// The HTTP API address it announced, unless the API is off.
@@ -187,11 +191,18 @@ impl Process {
     /// `serve` and `demo` get `--http-addr 127.0.0.1:0` unless the test sets one, so tests
     /// running side by side never race for the default API port.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_command(Command::new(ecsdns_bin()), args, env)
+    }
+
+    /// Like [`Process::start_with_env`], with `ecsdns` run as `command` (another binary that
+    /// embeds it, such as the benchmark harness's `ecsdns-bench __ecsdns`).
+    pub fn start_command(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut args: Vec<&str> = args.to_vec();
-        if matches!(args.first(), Some(&"serve" | &"demo")) && !args.contains(&"--http-addr") {
+        let subcommand = args.iter().find(|a| !a.starts_with('-')).copied();
+        if matches!(subcommand, Some("serve" | "demo")) && !args.contains(&"--http-addr") {
             args.extend(["--http-addr", "127.0.0.1:0"]);
         }
-        let mut child = Command::new(ecsdns_bin())
+        let mut child = command
             .args(&args)
             .env(
                 "RUST_LOG",
@@ -224,8 +235,18 @@ impl Process {
             }
         };
         let (dns, api) = dns;
-        // Keep reading both pipes in the background so they never fill; keep the log.
-        std::thread::spawn(move || for _ in lines {});
+        // Keep reading both pipes in the background so they never fill; keep both.
+        let out = std::sync::Arc::new(std::sync::Mutex::new(banner.join("\n")));
+        {
+            let out = std::sync::Arc::clone(&out);
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    let mut out = out.lock().unwrap();
+                    out.push('\n');
+                    out.push_str(&line);
+                }
+            });
+        }
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         if let Some(stderr) = child.stderr.take() {
             let log = std::sync::Arc::clone(&log);
@@ -240,6 +261,7 @@ impl Process {
         Self {
             child,
             log,
+            out,
             dns,
             api,
             banner,
@@ -311,6 +333,19 @@ impl Process {
                 let _ = self.child.kill();
                 return None;
             }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until stdout contains `needle` (the banner after the address line, say).
+    pub fn wait_for_stdout(&self, needle: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.out.lock().unwrap().clone();
+            if out.contains(needle) {
+                return out;
+            }
+            assert!(start.elapsed() < timeout, "no {needle:?} on stdout: {out}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

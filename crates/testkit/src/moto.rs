@@ -125,13 +125,46 @@ impl Moto {
         self.spawn();
     }
 
+    /// Calls an AWS JSON API (`target` such as `AmazonSQS.SendMessage` for `service` `sqs`)
+    /// without an SDK: moto reads the service from the credential scope and checks no
+    /// signature. Panics unless moto answers 2xx; returns the JSON answer.
+    pub fn aws_json(
+        &self,
+        service: &str,
+        target: &str,
+        body: &serde_json::Value,
+    ) -> serde_json::Value {
+        let body = body.to_string();
+        let content_type = if service == "sqs" {
+            "application/x-amz-json-1.0"
+        } else {
+            "application/x-amz-json-1.1"
+        };
+        let headers = format!(
+            "X-Amz-Target: {target}\r\nContent-Type: {content_type}\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=testing/20261201/us-east-1/{service}/aws4_request, \
+             SignedHeaders=host, Signature=0\r\n"
+        );
+        let reply = self
+            .post_with("/", &headers, &body)
+            .unwrap_or_else(|| panic!("moto: {target} failed"));
+        let json = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null)
+    }
+
     /// A minimal HTTP POST; `None` when nothing answers 2xx.
     fn post(&self, path: &str, body: &str) -> Option<String> {
+        self.post_with(path, "Content-Type: application/json\r\n", body)
+    }
+
+    /// POST with extra header lines (each ending in CRLF).
+    fn post_with(&self, path: &str, headers: &str, body: &str) -> Option<String> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{headers}\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
             body.len()
         );
         stream.write_all(request.as_bytes()).ok()?;

@@ -204,7 +204,7 @@ fn demo_events_decode_and_churn_keeps_counts() {
     assert!(matches!(api.addresses[0], IpAddr::V4(a) if a.octets()[2] >= 100));
     let mut live = tasks.len();
     for _ in 0..200 {
-        for body in sim.tick() {
+        for body in sim.tick(true) {
             match d.decode(&body, &sim).unwrap().unwrap() {
                 Update::Remove { .. } => live -= 1,
                 Update::Upsert(t) if t.last_status == model::TaskStatus::Pending => live += 1,
@@ -236,7 +236,7 @@ mod fuzz {
             let mut sim = Simulator::new(11);
             let mut all = sim.initial_events();
             for _ in 0..20 {
-                all.extend(sim.tick());
+                all.extend(sim.tick(true));
             }
             all
         })
