@@ -518,3 +518,54 @@ fn replicas_on_their_own_queues_answer_alike() {
         "the API agrees too, draining task included"
     );
 }
+
+/// A queue idle for longer than one AWS call may take (10 s) is a long poll returning empty,
+/// not a failure: the first event after the lull is served at once. (The SDK's attempt timeout
+/// once cut every idle 20 s poll at 10 s, and the back-off delayed the next event.)
+#[test]
+fn an_idle_queue_is_not_a_failure_and_the_next_event_is_served_at_once() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto);
+    let cluster = aws.cluster("idle");
+    let queue = aws.queue("idle-events");
+    let p = serve(
+        &moto,
+        &[
+            "--cluster",
+            "idle",
+            "--sqs-queue-url",
+            &queue,
+            "--reconcile-interval",
+            "1h",
+        ],
+    );
+    p.wait_for_log("cluster synced", WAIT);
+    std::thread::sleep(Duration::from_secs(12));
+    let arn = "arn:aws:ecs:us-east-1:123456789012:task/idle/after-the-lull";
+    let mut d = detail(&cluster, arn, 1, "RUNNING", "RUNNING");
+    d["group"] = json!("service:web");
+    d["launchType"] = json!("FARGATE");
+    d["attachments"] = json!([{"type": "eni", "details": [
+        {"name": "privateIPv4Address", "value": "10.9.0.1"}]}]);
+    aws.send(&queue, &task_event(d));
+    let sent = Instant::now();
+    eventually(WAIT, "the task after the lull", || {
+        (set(p.dns, "web.idle.ecs.internal", "A") == strs(&["10.9.0.1"])).then_some(())
+    });
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "served {:?} after the event",
+        sent.elapsed()
+    );
+    let ready = api(&p, "/readyz").json();
+    let queue_ok = ready["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "queue")
+        .map(|s| s["ok"].clone());
+    assert_eq!(queue_ok, Some(json!(true)), "{ready}");
+    let mut p = p;
+    let log = p.stderr();
+    assert!(!log.contains("event queue failed"), "{log}");
+}

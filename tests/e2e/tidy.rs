@@ -124,6 +124,13 @@ fn dependencies_flow_one_way() {
             }
         }
     }
+    // drain-wait is copied into application images: it stays small
+    for (dep, dev) in deps("drain-wait") {
+        assert!(
+            dev || ["nix", "serde_json"].contains(&dep.as_str()),
+            "crates/drain-wait must stay dependency-light: {dep}"
+        );
+    }
     // the AWS SDK lives in one crate, hickory in one library crate
     for krate in crates() {
         for dep in deps(&krate).keys() {

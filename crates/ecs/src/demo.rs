@@ -18,6 +18,9 @@ use serde_json::{Value, json};
 
 use crate::{ClusterMap, PortMapping, TaskContext, TaskDefinitionInfo};
 
+mod rolling;
+use rolling::DeployStep;
+
 /// The demo cluster's name and DNS label.
 pub const CLUSTER: &str = "demo";
 const REGION: &str = "us-east-1";
@@ -102,16 +105,6 @@ enum Step {
     Replace { old: usize },
     Start { new: usize },
     Recover { task: usize },
-}
-
-/// One step of a rolling deploy of `web`, by task id (indexes move as tasks come and go).
-enum DeployStep {
-    /// A new `web` task, running and healthy.
-    Start,
-    /// The old task's desiredStatus turns STOPPED (ECS sends SIGTERM now).
-    Stop(String),
-    /// The old task has stopped.
-    Retire(String),
 }
 
 /// The simulated cluster.
@@ -349,73 +342,6 @@ impl Simulator {
         t.health = health;
         let t = &self.tasks[i];
         self.task_event(t)
-    }
-
-    /// Queues a rolling deploy of `web`: each running task replaced in turn, one step per
-    /// [`Simulator::tick`]. Returns the ids of the tasks it replaces (none while one runs).
-    pub fn start_rolling_deploy(&mut self) -> Vec<String> {
-        if self.deploying() {
-            return Vec::new();
-        }
-        let old: Vec<String> = self
-            .tasks
-            .iter()
-            .filter(|t| t.kind == Kind::Web && t.desired == "RUNNING")
-            .map(|t| t.id.clone())
-            .collect();
-        let mut previous: Option<String> = None;
-        for id in &old {
-            if let Some(done) = previous.take() {
-                self.deploy.push_back(DeployStep::Retire(done));
-            }
-            self.deploy.push_back(DeployStep::Start);
-            self.deploy.push_back(DeployStep::Stop(id.clone()));
-            previous = Some(id.clone());
-        }
-        if let Some(done) = previous {
-            self.deploy.push_back(DeployStep::Retire(done));
-        }
-        old
-    }
-
-    /// Whether a rolling deploy is under way.
-    pub fn deploying(&self) -> bool {
-        !self.deploy.is_empty()
-    }
-
-    /// The next deploy events, once no churn step is half done.
-    fn deploy_step(&mut self) -> Option<Vec<String>> {
-        if self.pending.is_some() {
-            return None;
-        }
-        let mut out = Vec::new();
-        // A retirement and the next start go together (ECS starts the next while one stops).
-        while let Some(step) = self.deploy.pop_front() {
-            match step {
-                DeployStep::Start => {
-                    let slot = self.rng.below(60);
-                    let fresh = self.new_task(Kind::Web, slot, "RUNNING", "HEALTHY");
-                    out.push(self.task_event(&fresh));
-                    self.tasks.push(fresh);
-                    return Some(out);
-                }
-                DeployStep::Stop(id) => {
-                    if let Some(i) = self.tasks.iter().position(|t| t.id == id) {
-                        let health = self.tasks[i].health;
-                        out.push(self.bump(i, "RUNNING", "STOPPED", health));
-                    }
-                    return Some(out);
-                }
-                DeployStep::Retire(id) => {
-                    if let Some(i) = self.tasks.iter().position(|t| t.id == id) {
-                        let health = self.tasks[i].health;
-                        out.push(self.bump(i, "STOPPED", "STOPPED", health));
-                        self.tasks.swap_remove(i);
-                    }
-                }
-            }
-        }
-        Some(out)
     }
 
     /// One step: a few seconds of a cluster's life, as events. While a rolling deploy runs,

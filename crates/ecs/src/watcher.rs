@@ -177,12 +177,24 @@ impl Watcher {
         }
         if let Some(url) = config.queue_url.clone() {
             status.expect_queue();
-            let client = aws_sdk_sqs::Client::new(&base);
+            let wait = config.queue_wait.min(Duration::from_secs(20));
+            // A long poll holds the call open for `wait`: the attempt timeout must cover it,
+            // or every poll of an idle queue fails and backs off (up to 30 s) instead of
+            // returning empty, and the next event waits for the back-off.
+            let call = config.aws.call_timeout.unwrap_or(Duration::from_secs(10));
+            let timeouts = aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(wait + call)
+                .connect_timeout(Duration::from_secs(3))
+                .build();
+            let sqs_config = aws_sdk_sqs::config::Builder::from(&base)
+                .timeout_config(timeouts)
+                .build();
+            let client = aws_sdk_sqs::Client::from_conf(sqs_config);
             tasks.spawn(sqs::consume(
                 Arc::clone(&shared),
                 client,
                 url,
-                config.queue_wait.min(Duration::from_secs(20)),
+                wait,
                 sink,
                 stop,
             ));

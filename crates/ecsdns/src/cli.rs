@@ -14,6 +14,7 @@ use crate::app::App;
 use crate::client::{self, EndpointFilter, Target};
 use crate::config::{FileConfig, Settings, parse_duration, parse_http_addr};
 pub use crate::dns_args::DnsArgs;
+pub use crate::drain::DrainWaitArgs;
 
 /// Service discovery and authoritative DNS for Amazon ECS.
 ///
@@ -67,15 +68,6 @@ pub enum Command {
     /// hands this task out (`ecsdns drain-wait --help`).
     #[command(disable_help_flag = true)]
     DrainWait(DrainWaitArgs),
-}
-
-/// `ecsdns drain-wait`: its options are the wrapper's own (the same as `ecsdns-drain-wait`).
-#[derive(Debug, Args)]
-pub struct DrainWaitArgs {
-    /// `[--api URL] [--task ID|ARN] [--max-wait D] [--fallback-wait D] [--token-file F] --
-    /// COMMAND ARGS...`
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
-    pub args: Vec<std::ffi::OsString>,
 }
 
 /// How the operator subcommands reach a running ecsdns. Exit codes: 0 ok, 1 API unreachable or
@@ -261,15 +253,7 @@ pub fn main() -> ExitCode {
 pub fn main_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
     let cli = Cli::parse_from(args);
     if let Command::DrainWait(a) = cli.command {
-        // No runtime and no logger: the wrapper owns the process's signals from here.
-        let code = match drain_wait::Options::parse(a.args) {
-            Ok(options) => drain_wait::run(options),
-            Err(e) => {
-                eprintln!("{e}");
-                e.exit_code()
-            }
-        };
-        return ExitCode::from(code.clamp(0, 255) as u8);
+        return crate::drain::run(a);
     }
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -428,21 +412,7 @@ async fn serve_or_demo(command: Command) -> anyhow::Result<()> {
                 }
                 None => String::new(),
             };
-            let deploy = match (args.rolling_deploy, app.http_addr()) {
-                (Some(every), Some(http)) => format!(
-                    "\nRolling deploy of web every {}s (the first in 10s). Watch it:\n  \
-                     ecsdns watch --api http://{http} --service web\n  \
-                     curl '{http}/v1/tasks/TASK_ID/drain?wait=30s'   (returns when the \
-                     stopping task is safe to stop: last served + TTL + margin)",
-                    every.as_secs()
-                ),
-                (Some(every), None) => {
-                    format!("\nRolling deploy of web every {}s.", every.as_secs())
-                }
-                (None, _) => {
-                    "\nRolling deploys of web: ecsdns demo --rolling-deploy 60s".to_string()
-                }
-            };
+            let deploy = crate::drain::demo_note(args.rolling_deploy, app.http_addr());
             announce(&format!(
                 "ecsdns demo serving DNS on {addr} (UDP and TCP), zone {zone}{}\n\
                  Simulated cluster \"demo\": web (3 tasks), api (2, bridge, dynamic ports), \

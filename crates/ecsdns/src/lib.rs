@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 mod dns_args;
+mod drain;
 pub mod operator;
 pub mod state_file;
 pub mod static_file;

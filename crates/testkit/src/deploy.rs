@@ -7,20 +7,23 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, RecordType};
 use serde_json::json;
 
 use crate::{Moto, Process, Unbound};
+
+mod client;
+mod feed;
+use client::Load;
+use feed::Feed;
 
 /// The port every task's HTTP server listens on (each task has its own address).
 const PORT: u16 = 8080;
@@ -189,200 +192,6 @@ impl Scenario {
     }
 }
 
-/// How ecsdns is told about the tasks.
-enum Feed {
-    File(PathBuf),
-    Ecs {
-        moto: Moto,
-        queue: String,
-        cluster_arn: String,
-    },
-}
-
-impl Feed {
-    fn endpoints(tasks: &[&TaskProcess]) -> String {
-        let mut s = format!("[[service]]\ncluster = \"{CLUSTER}\"\nname = \"web\"\n");
-        for t in tasks {
-            s.push_str(&format!(
-                "[[service.endpoint]]\nid = \"{}\"\naddresses = [\"{}\"]\nports = {{ http = {PORT} }}\n",
-                t.id, t.ip
-            ));
-        }
-        s
-    }
-
-    /// Tells ecsdns that `tasks` are the service's tasks now (`started` new, `stopped` leaving).
-    fn publish(
-        &self,
-        scenario: &Scenario,
-        tasks: &[&TaskProcess],
-        started: Option<&TaskProcess>,
-        stopped: Option<&TaskProcess>,
-    ) {
-        match self {
-            Feed::File(path) => {
-                let tmp = path.with_extension("tmp");
-                std::fs::write(&tmp, Self::endpoints(tasks)).unwrap();
-                std::fs::rename(&tmp, path).unwrap();
-            }
-            Feed::Ecs {
-                moto,
-                queue,
-                cluster_arn,
-            } => {
-                let event = |t: &TaskProcess, version: u64, desired: &str| {
-                    let detail = json!({
-                        "clusterArn": cluster_arn,
-                        "taskArn": scenario.arn(&t.id),
-                        "group": "service:web",
-                        "startedBy": "ecs-svc/1234567890123456789",
-                        "launchType": "FARGATE",
-                        "version": version,
-                        "lastStatus": "RUNNING",
-                        "desiredStatus": desired,
-                        "availabilityZone": "us-east-1a",
-                        "attachments": [{"type": "eni", "status": "ATTACHED", "details": [
-                            {"name": "privateIPv4Address", "value": t.ip.to_string()}]}],
-                        "containers": [{"name": "web", "lastStatus": "RUNNING",
-                            "networkBindings": [{"containerPort": PORT, "hostPort": PORT, "protocol": "tcp"}]}],
-                        "createdAt": "2026-12-01T00:00:00.000Z",
-                        "updatedAt": "2026-12-01T00:00:01.000Z",
-                    });
-                    let body = json!({
-                        "version": "0",
-                        "id": format!("{}-{version}", t.id),
-                        "detail-type": "ECS Task State Change",
-                        "source": "aws.ecs",
-                        "account": "123456789012",
-                        "time": "2026-12-01T00:00:01Z",
-                        "region": "us-east-1",
-                        "resources": [scenario.arn(&t.id)],
-                        "detail": detail,
-                    });
-                    moto.aws_json(
-                        "sqs",
-                        "AmazonSQS.SendMessage",
-                        &json!({"QueueUrl": queue, "MessageBody": body.to_string()}),
-                    );
-                };
-                if started.is_none() && stopped.is_none() {
-                    for t in tasks {
-                        event(t, 1, "RUNNING");
-                    }
-                }
-                if let Some(t) = started {
-                    event(t, 1, "RUNNING");
-                }
-                if let Some(t) = stopped {
-                    event(t, 2, "STOPPED");
-                }
-            }
-        }
-    }
-}
-
-/// The client: `rate` requests a second over a few threads, each resolving through `resolver`
-/// and then connecting to one of the addresses at random.
-struct Load {
-    stop: Arc<AtomicBool>,
-    workers: Vec<std::thread::JoinHandle<(u64, BTreeMap<String, u64>)>>,
-}
-
-fn request_once(resolver: SocketAddr, name: &str, seed: &mut u64) -> Result<(), &'static str> {
-    let query = crate::query(name, RecordType::A);
-    let Some(reply) = crate::udp_raw(
-        resolver,
-        &query.to_vec().unwrap(),
-        Duration::from_millis(1_000),
-    ) else {
-        return Err("dns error");
-    };
-    let Ok(reply) = Message::from_vec(&reply) else {
-        return Err("dns error");
-    };
-    if reply.metadata.response_code != ResponseCode::NoError {
-        return Err("dns error");
-    }
-    let addrs: Vec<IpAddr> = reply
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(IpAddr::V4(a.0)),
-            _ => None,
-        })
-        .collect();
-    if addrs.is_empty() {
-        return Err("empty answer");
-    }
-    // xorshift: a different pick per request, no dependency.
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    let ip = addrs[(*seed % addrs.len() as u64) as usize];
-    let mut stream =
-        TcpStream::connect_timeout(&SocketAddr::new(ip, PORT), Duration::from_millis(1_000))
-            .map_err(|_| "refused")?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    stream
-        .write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
-        .map_err(|_| "http")?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).map_err(|_| "http")?;
-    if &head[9..12] != b"200" {
-        return Err("http");
-    }
-    Ok(())
-}
-
-impl Load {
-    fn start(resolver: SocketAddr, rate: u32) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = 8u64;
-        let interval = Duration::from_secs_f64(threads as f64 / f64::from(rate.max(1)));
-        let name = format!("web.{CLUSTER}.{ZONE}.");
-        let started = Instant::now();
-        let workers = (0..threads)
-            .map(|i| {
-                let stop = Arc::clone(&stop);
-                let name = name.clone();
-                std::thread::spawn(move || {
-                    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (i + 1);
-                    let mut next = started + interval.mul_f64(i as f64 / threads as f64);
-                    let mut requests = 0;
-                    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
-                    while !stop.load(Ordering::Relaxed) {
-                        let now = Instant::now();
-                        if next > now {
-                            std::thread::sleep(next - now);
-                        }
-                        next += interval;
-                        requests += 1;
-                        if let Err(kind) = request_once(resolver, &name, &mut seed) {
-                            *failures.entry(kind.to_string()).or_default() += 1;
-                        }
-                    }
-                    (requests, failures)
-                })
-            })
-            .collect();
-        Self { stop, workers }
-    }
-
-    fn finish(self) -> (u64, BTreeMap<String, u64>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut requests = 0;
-        let mut failures = BTreeMap::new();
-        for w in self.workers {
-            let (r, f) = w.join().unwrap();
-            requests += r;
-            for (k, v) in f {
-                *failures.entry(k).or_default() += v;
-            }
-        }
-        (requests, failures)
-    }
-}
-
 /// The A set ecsdns itself serves for the service now.
 fn served(dns: SocketAddr) -> Vec<Ipv4Addr> {
     let q = crate::query(&format!("web.{CLUSTER}.{ZONE}."), RecordType::A);
@@ -402,12 +211,20 @@ fn served(dns: SocketAddr) -> Vec<Ipv4Addr> {
         .unwrap_or_default()
 }
 
-fn wait_served(dns: SocketAddr, ip: Ipv4Addr, want: bool) {
-    crate::eventually(
-        Duration::from_secs(20),
-        "ecsdns to follow the deploy",
-        || (served(dns).contains(&ip) == want).then_some(()),
-    );
+fn wait_served(ecsdns: &mut Process, ip: Ipv4Addr, want: bool) {
+    let started = Instant::now();
+    while served(ecsdns.dns).contains(&ip) != want {
+        if started.elapsed() > Duration::from_secs(20) {
+            let log = ecsdns.stderr();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            panic!(
+                "ecsdns did not {} {ip} in 20 s; its log ends:\n{}",
+                if want { "serve" } else { "drop" },
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn sigterm(child: &Child) {
@@ -483,7 +300,7 @@ pub fn run(s: &Scenario, dir: &Path) -> Report {
         }
     }
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let ecsdns = Process::start_command(s.command(), &args, &env);
+    let mut ecsdns = Process::start_command(s.command(), &args, &env);
     if s.source == Source::Ecs {
         ecsdns.wait_for_log("cluster synced", Duration::from_secs(30));
     }
@@ -497,7 +314,7 @@ pub fn run(s: &Scenario, dir: &Path) -> Report {
         .collect();
     feed.publish(s, &live.iter().collect::<Vec<_>>(), None, None);
     for t in &live {
-        wait_served(ecsdns.dns, t.ip, true);
+        wait_served(&mut ecsdns, t.ip, true);
     }
 
     let load = Load::start(unbound.addr, s.rate);
@@ -511,7 +328,7 @@ pub fn run(s: &Scenario, dir: &Path) -> Report {
             let mut tasks: Vec<&TaskProcess> = live.iter().collect();
             tasks.push(&new);
             feed.publish(s, &tasks, Some(&new), None);
-            wait_served(ecsdns.dns, new.ip, true);
+            wait_served(&mut ecsdns, new.ip, true);
             let mut old = std::mem::replace(&mut live[i], new);
             let tasks: Vec<&TaskProcess> = live.iter().collect();
             // The stop reaches ecsdns and the task together, as ECS does it.
@@ -524,7 +341,7 @@ pub fn run(s: &Scenario, dir: &Path) -> Report {
                 let _ = old.child.wait();
                 stops.lock().unwrap().push(sent.elapsed());
             }));
-            wait_served(ecsdns.dns, ip(round - 1, i), false);
+            wait_served(&mut ecsdns, ip(round - 1, i), false);
         }
     }
     for t in stopping {
