@@ -169,7 +169,13 @@ fn silent_addr_closed() -> std::net::SocketAddr {
 
 /// `ecsdns drain-wait ARGS -- sh -c SCRIPT`, its stderr piped.
 fn wrapper(args: &[&str], script: &str) -> Child {
+    wrapper_env(args, script, &[])
+}
+
+/// [`wrapper`] with extra environment variables.
+fn wrapper_env(args: &[&str], script: &str, env: &[(&str, &str)]) -> Child {
     Command::new(ecsdns_bin())
+        .envs(env.iter().copied())
         .arg("drain-wait")
         .args(args)
         .args(["--", "sh", "-c", script])
@@ -255,18 +261,19 @@ fn wrapper_holds_sigterm_until_safe_and_forwards_the_rest() {
     let tokens = dir.join("tokens");
     let log = dir.join("child.log");
     let api = format!("http://{}", p.api.unwrap());
-    let mut w = wrapper(
+    // The task comes from the ECS task metadata endpoint (a stand-in answering its shape).
+    let metadata = metadata_endpoint("static:static/web/web-2");
+    let mut w = wrapper_env(
         &[
             "--api",
             &api,
-            "--task",
-            "web-2",
             "--token-file",
             tokens.to_str().unwrap(),
             "--max-wait",
             "20s",
         ],
         &script(&log),
+        &[("ECS_CONTAINER_METADATA_URI_V4", &metadata)],
     );
     eventually(Duration::from_secs(5), "the child up", || {
         lines(&log).contains(&"up".to_string()).then_some(())
@@ -311,6 +318,37 @@ fn wrapper_holds_sigterm_until_safe_and_forwards_the_rest() {
         "forwarded {took:?} after the edit: {err}"
     );
     assert!(err.contains("safe to stop"), "{err}");
+    assert!(err.contains("about static:static/web/web-2"), "{err}");
+}
+
+/// A one-request HTTP server answering `GET /v4/ID/task` as the ECS agent does (the fields the
+/// wrapper reads, plus some it ignores); its base URL.
+fn metadata_endpoint(task_arn: &str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/v4/0123abcd", listener.local_addr().unwrap());
+    let body = serde_json::json!({
+        "Cluster": "static", "TaskARN": task_arn, "Family": "web", "Revision": "3",
+        "DesiredStatus": "RUNNING", "KnownStatus": "RUNNING", "LaunchType": "FARGATE",
+        "AvailabilityZone": "us-east-1a", "Containers": [],
+    })
+    .to_string();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 2048];
+        let n = stream.read(&mut buf).unwrap();
+        let request = String::from_utf8_lossy(&buf[..n]).to_string();
+        let reply = if request.starts_with("GET /v4/0123abcd/task ") {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        } else {
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string()
+        };
+        stream.write_all(reply.as_bytes()).unwrap();
+    });
+    base
 }
 
 #[test]
