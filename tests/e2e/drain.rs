@@ -351,41 +351,41 @@ fn metadata_endpoint(task_arn: &str) -> String {
     base
 }
 
+/// Starts the wrapper over the test child, sends SIGTERM once the child is up, and waits for
+/// the exit: (exit code, the wrapper's log, time from SIGTERM to exit).
+fn term_and_wait(
+    args: &[&str],
+    log: &std::path::Path,
+    within: Duration,
+) -> (i32, String, Duration) {
+    let _ = std::fs::remove_file(log);
+    let mut w = wrapper(args, &script(log));
+    eventually(Duration::from_secs(5), "the child up", || {
+        lines(log).contains(&"up".to_string()).then_some(())
+    });
+    let started = Instant::now();
+    signal(&w, "TERM");
+    let (code, err) = wait_exit(&mut w, within);
+    (code, err, started.elapsed())
+}
+
 #[test]
 fn wrapper_falls_back_bounds_the_wait_and_passes_exit_statuses() {
     let dir = temp_dir("drain-fallback");
     let log = dir.join("child.log");
     // Nothing listens on the API port: the fallback wait, said in the log.
     let api = format!("http://{}", silent_addr_closed());
-    let mut w = wrapper(
-        &["--api", &api, "--task", "t", "--fallback-wait", "1s"],
-        &script(&log),
-    );
-    eventually(Duration::from_secs(5), "the child up", || {
-        lines(&log).contains(&"up".to_string()).then_some(())
-    });
-    let started = Instant::now();
-    signal(&w, "TERM");
-    let (code, err) = wait_exit(&mut w, Duration::from_secs(5));
+    let args = ["--api", &api, "--task", "t", "--fallback-wait", "1s"];
+    let (code, err, took) = term_and_wait(&args, &log, Duration::from_secs(5));
     assert_eq!(code, 7);
-    assert!(started.elapsed() >= Duration::from_millis(1_000), "{err}");
+    assert!(took >= Duration::from_millis(1_000), "{err}");
     assert!(err.contains("waiting the fallback"), "{err}");
 
     // A server that accepts and never answers: --max-wait still ends the wait.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let api = format!("http://{}", silent.local_addr().unwrap());
-    std::fs::remove_file(&log).unwrap();
-    let mut w = wrapper(
-        &["--api", &api, "--task", "t", "--max-wait", "1500ms"],
-        &script(&log),
-    );
-    eventually(Duration::from_secs(5), "the child up", || {
-        lines(&log).contains(&"up".to_string()).then_some(())
-    });
-    let started = Instant::now();
-    signal(&w, "TERM");
-    let (code, err) = wait_exit(&mut w, Duration::from_secs(6));
-    let took = started.elapsed();
+    let args = ["--api", &api, "--task", "t", "--max-wait", "1500ms"];
+    let (code, err, took) = term_and_wait(&args, &log, Duration::from_secs(6));
     assert_eq!(code, 7, "{err}");
     assert!(
         took >= Duration::from_millis(1_500) && took < Duration::from_millis(3_500),
@@ -394,7 +394,7 @@ fn wrapper_falls_back_bounds_the_wait_and_passes_exit_statuses() {
     assert!(err.contains("--max-wait"), "{err}");
 
     // A second SIGTERM goes through at once.
-    std::fs::remove_file(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
     let mut w = wrapper(
         &["--api", &api, "--task", "t", "--max-wait", "20s"],
         &script(&log),

@@ -134,7 +134,7 @@ fn knot_follows_by_axfr_then_notify_and_ixfr() {
     ]);
     let knot_dir = dir.join("knot");
     std::fs::create_dir_all(&knot_dir).unwrap();
-    let _knot = start_knot(&knot_dir, knot_port, p.dns);
+    let knot_process = start_knot(&knot_dir, knot_port, p.dns);
     let knot: SocketAddr = notify.parse().unwrap();
 
     // The first transfer (AXFR): Knot answers what we answer.
@@ -267,4 +267,21 @@ fn knot_follows_by_axfr_then_notify_and_ixfr() {
         "ecs.internal.",
     ]);
     assert!(!udp.contains("10.0.0.5"), "{udp}");
+
+    // Safe stops count the secondary: with Knot down, a task that left our answers is still
+    // served (by Knot, which has not transferred the serial that dropped it).
+    let drain = |task: &str| {
+        testkit::http::get(&format!("http://{}/v1/tasks/{task}/drain", p.api.unwrap())).json()
+    };
+    assert_eq!(drain("web-5")["served"], true);
+    drop(knot_process);
+    std::fs::write(&file, endpoints(4)).unwrap();
+    eventually(Duration::from_secs(5), "web-5 out of our answers", || {
+        (records(p.dns, "web.static.ecs.internal.", "A").len() == 4).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let j = drain("web-5");
+    assert_eq!(j["served"], true, "{j}");
+    assert_eq!(j["heldBy"], "secondary 127.0.0.1", "{j}");
+    assert_eq!(j["safe"], false, "{j}");
 }
