@@ -346,12 +346,24 @@ fn edns_is_answered_with_edns_and_badvers_for_version_1() {
 fn truncation_over_udp_and_the_full_answer_over_tcp() {
     let big = n("big.prod");
     // Without EDNS: 60 A records do not fit in 512 bytes.
-    let r = udp(dns(), &query(&big, RecordType::A));
-    assert!(r.metadata.truncation, "TC set");
-    assert!(r.answers.is_empty(), "never a silently shortened RRset");
+    let raw = query(&big, RecordType::A).to_vec().unwrap();
+    let reply = udp_raw(dns(), &raw, Duration::from_secs(3)).unwrap();
+    assert!(reply.len() <= 512);
+    let r = Message::from_vec(&reply).unwrap();
+    assert!(
+        r.metadata.truncation,
+        "TC set: never a silently shortened RRset"
+    );
+    // The whole records that fit ride along (RFC 2181 9), for clients without TCP fallback.
+    let partial = addrs(&r.answers);
+    assert!(partial.len() >= 20 && partial.len() < 60, "{partial:?}");
+    let next = addrs(&udp(dns(), &query(&big, RecordType::A)).answers);
+    assert_ne!(partial, next, "a rotated subset each time");
     let r = tcp(dns(), &query(&big, RecordType::A));
     assert!(!r.metadata.truncation);
     assert_eq!(r.answers.len(), 60, "no fixed answer cap");
+    let all = addrs(&r.answers);
+    assert!(partial.iter().chain(&next).all(|a| all.contains(a)));
     // With EDNS 1232 the A RRset (~1 kB) fits; the client's smaller size is honoured.
     let r = udp(dns(), &query_edns(&big, RecordType::A, 1232));
     assert!(!r.metadata.truncation);

@@ -11,6 +11,7 @@ mod abuse;
 mod api;
 mod browser;
 mod cli;
+mod clients;
 mod demo;
 mod deploy;
 mod dns_rules;

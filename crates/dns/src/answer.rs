@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::entry::Rrset;
+use crate::entry::{Rrset, Units};
 use crate::metrics::DnsMetrics;
 use crate::table::AnswerTable;
 use crate::wire::{
@@ -241,7 +241,13 @@ impl Answerer {
         let truncated = base + answer.bytes.len() + opt > limit;
         let mut additional = 0u16;
         if truncated {
-            // RFC 2181 9: never a partial RRset; TC tells the client to retry over TCP.
+            // TC tells RFC clients to retry over TCP; the whole records that fit go along (RFC
+            // 2181 9 allows the partial set), so clients without TCP fallback (musl) still get
+            // addresses, a different rotated subset each time.
+            let units = answer.len();
+            let first = if units == 0 { 0 } else { rotation % units };
+            let order = (0..units).map(|i| (first + i) % units);
+            Self::push_what_fits(out, answer, order, opt, limit);
             wire::set_truncated(out);
         } else {
             let units = answer.len();
@@ -309,6 +315,9 @@ impl Answerer {
         let truncated = out.len() + size + opt > limit;
         let mut additional = 0u16;
         if truncated {
+            // As in `positive`: the whole records that fit, the client's AZ first. Priorities
+            // stay as prepared (0): a partial set is a hint to retry over TCP, not a ranking.
+            Self::push_what_fits(out, answer, order, opt, limit);
             wire::set_truncated(out);
         } else {
             let mut records = 0u16;
@@ -341,6 +350,27 @@ impl Answerer {
             rcode: 0,
             truncated,
         }
+    }
+
+    /// Copies whole answer units, in `order`, while they fit under `limit` (leaving room for
+    /// an OPT of `opt` bytes) and sets the answer count: the body of a truncated answer.
+    fn push_what_fits(
+        out: &mut Vec<u8>,
+        answer: &Units<'_>,
+        order: impl Iterator<Item = usize>,
+        opt: usize,
+        limit: usize,
+    ) {
+        let mut records = 0u16;
+        for idx in order {
+            let unit = answer.unit(idx);
+            if out.len() + unit.len() + opt > limit {
+                break;
+            }
+            out.extend_from_slice(unit);
+            records += answer.count(idx);
+        }
+        wire::set_count(out, 1, records);
     }
 
     /// NXDOMAIN or NODATA, with the zone's SOA in the authority section (RFC 2308).

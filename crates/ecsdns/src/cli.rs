@@ -420,7 +420,7 @@ async fn serve_or_demo(command: Command) -> anyhow::Result<()> {
                  Try:\n  \
                  {dig} web.demo.{zone} SRV\n  \
                  {dig} _grpc._tcp.api.demo.{zone} SRV\n  \
-                 {dig} +noedns +ignore fleet.demo.{zone} A    (TC=1: 60 records exceed 512 bytes; \
+                 {dig} +noedns +ignore fleet.demo.{zone} A    (TC=1 with the records that fit in 512 bytes; \
                  without +ignore dig retries over TCP){curl}{deploy}\n\
                  Ctrl-C stops.",
                 api_note(&app),
