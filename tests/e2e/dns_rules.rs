@@ -188,6 +188,11 @@ fn apex_soa_and_ns() {
         panic!("NS expected")
     };
     assert_eq!(ns.0.to_ascii(), n("ns1"));
+    // RFC 1034 4.3.2: the in-zone name server's address rides in the additional section.
+    assert_eq!(addrs(&r.additionals), ips(&["127.0.0.1"]), "{r:?}");
+    assert_eq!(r.additionals[0].name.to_ascii(), n("ns1"));
+    let out = dig(dns(), &[Z, "NS"]);
+    assert!(out.contains("ADDITIONAL: 2"), "A + OPT: {out}");
     let r = udp(dns(), &query(&n("ns1"), RecordType::A));
     assert_eq!(
         addrs(&r.answers),

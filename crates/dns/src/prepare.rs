@@ -301,6 +301,27 @@ impl Preparer<'_> {
         // The serial is the fifth-from-last u32 of the SOA RDATA.
         let serial_at = soa.len() - 20;
         let ns = RData::NS(NS(self.zone.ns_name.clone()));
+        let ns_name = &self.zone.ns_name;
+        let in_zone = origin.zone_of(ns_name) && ns_name != origin;
+        let addresses: Vec<RData> = self
+            .zone
+            .ns_addresses
+            .iter()
+            .map(|addr| match addr {
+                IpAddr::V4(a) => RData::A(A(*a)),
+                IpAddr::V6(a) => RData::AAAA(AAAA(*a)),
+            })
+            .collect();
+        // RFC 1034 4.3.2: the apex NS answer carries the in-zone server's addresses.
+        let mut glue = Vec::new();
+        for rdata in addresses.iter().filter(|_| in_zone) {
+            glue.extend(encode(origin, ns_name, self.zone.soa_ttl, rdata)?);
+        }
+        let ns_additional = if glue.is_empty() {
+            Vec::new()
+        } else {
+            vec![(glue, addresses.len() as u16)]
+        };
         let mut entries = vec![(
             origin.clone(),
             NameEntry::new(vec![
@@ -314,20 +335,15 @@ impl Preparer<'_> {
                 RrsetParts {
                     qtype: u16::from(RecordType::NS),
                     answer: vec![(encode(origin, origin, self.zone.soa_ttl, &ns)?, 1)],
-                    additional: Vec::new(),
+                    additional: ns_additional,
                     serial_at: None,
                     azs: None,
                 },
             ]),
         )];
-        let ns_name = &self.zone.ns_name;
-        if origin.zone_of(ns_name) && ns_name != origin {
+        if in_zone {
             let mut by_type: BTreeMap<u16, Vec<(Vec<u8>, u16)>> = BTreeMap::new();
-            for addr in &self.zone.ns_addresses {
-                let rdata = match addr {
-                    IpAddr::V4(a) => RData::A(A(*a)),
-                    IpAddr::V6(a) => RData::AAAA(AAAA(*a)),
-                };
+            for rdata in addresses {
                 let bytes = encode(ns_name, ns_name, self.zone.soa_ttl, &rdata)?;
                 by_type
                     .entry(u16::from(rdata.record_type()))

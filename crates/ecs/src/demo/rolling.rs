@@ -48,7 +48,7 @@ impl Simulator {
 
     /// The next deploy events, once no churn step is half done.
     pub(super) fn deploy_step(&mut self) -> Option<Vec<String>> {
-        if self.pending.is_some() {
+        if self.pending.is_some() || self.deploy.is_empty() {
             return None;
         }
         let mut out = Vec::new();

@@ -203,16 +203,62 @@ fn demo_events_decode_and_churn_keeps_counts() {
     assert!(api.ports.iter().all(|p| p.port >= 32768));
     assert!(matches!(api.addresses[0], IpAddr::V4(a) if a.octets()[2] >= 100));
     let mut live = tasks.len();
+    let mut removed = 0;
     for _ in 0..200 {
         for body in sim.tick(true) {
             match d.decode(&body, &sim).unwrap().unwrap() {
-                Update::Remove { .. } => live -= 1,
+                Update::Remove { .. } => {
+                    live -= 1;
+                    removed += 1;
+                }
                 Update::Upsert(t) if t.last_status == model::TaskStatus::Pending => live += 1,
                 _ => {}
             }
         }
     }
+    assert!(
+        removed >= 40,
+        "the cluster churns: {removed} tasks replaced"
+    );
     assert_eq!(live, 69, "every stopped task is replaced");
+    // Without churn nothing happens, until a rolling deploy of web is asked for.
+    let mut still = Simulator::new(3);
+    assert!((0..20).all(|_| still.tick(false).is_empty()));
+    let old: std::collections::BTreeSet<String> =
+        still.start_rolling_deploy().into_iter().collect();
+    assert_eq!(old.len(), 3);
+    assert!(
+        still.start_rolling_deploy().is_empty(),
+        "one deploy at a time"
+    );
+    let mut web: std::collections::BTreeMap<String, bool> =
+        old.iter().map(|id| (id.clone(), true)).collect();
+    let mut steps = 0;
+    while still.deploying() {
+        steps += 1;
+        for body in still.tick(false) {
+            match d.decode(&body, &still).unwrap().unwrap() {
+                Update::Upsert(t) if t.group.name() == "web" => {
+                    web.insert(t.id().to_string(), t.is_live(false));
+                }
+                Update::Remove { arn, .. } => {
+                    web.remove(arn.rsplit('/').next().unwrap());
+                }
+                _ => {}
+            }
+        }
+        let serving = web.values().filter(|live| **live).count();
+        assert!(serving >= 2, "step {steps}: {web:?}");
+    }
+    assert_eq!(
+        steps, 7,
+        "start and stop per task, each retirement with the next start, the last on its own"
+    );
+    assert_eq!(web.len(), 3);
+    assert!(
+        web.keys().all(|id| !old.contains(id)),
+        "every web task replaced"
+    );
     assert_eq!(d.stats.poison.load(Ordering::Relaxed), 0);
     assert_eq!(
         Simulator::new(7).initial_events(),
