@@ -101,3 +101,52 @@ fn rate_limited_clients_get_truncation_and_tcp_still_answers() {
     );
     assert!(again.is_some_and(|r| !Message::from_vec(&r).unwrap().answers.is_empty()));
 }
+
+/// A TCP client that sends queries and never reads their answers loses its connection after
+/// the idle timeout, so such clients cannot hold every connection slot.
+#[test]
+fn a_tcp_client_that_never_reads_is_dropped_and_its_slot_freed() {
+    use std::io::{Read, Write};
+    let server = crate::fixture::start("tcp-stall", &crate::fixture::rules_endpoints(), |s| {
+        s.tcp_idle_timeout = Duration::from_secs(1);
+        s.tcp_max_connections = 1;
+    });
+    let big = query("big.prod.ecs.internal.", RecordType::SRV)
+        .to_vec()
+        .unwrap();
+    let mut framed = (big.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&big);
+    // Thousands of ~5 KB answers: far more than the socket buffers hold.
+    let mut stalled = std::net::TcpStream::connect(server.dns).unwrap();
+    let burst: Vec<u8> = framed
+        .iter()
+        .copied()
+        .cycle()
+        .take(framed.len() * 4_000)
+        .collect();
+    stalled
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = stalled.write_all(&burst);
+    // While it holds the only slot, another client is turned away...
+    std::thread::sleep(Duration::from_millis(200));
+    // ...until the server gives up on writing to it (1 s), then it is answered.
+    let answer = testkit::eventually(Duration::from_secs(10), "the slot freed", || {
+        let mut c = std::net::TcpStream::connect(server.dns).ok()?;
+        c.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+        c.write_all(&framed).ok()?;
+        let mut len = [0u8; 2];
+        c.read_exact(&mut len).ok()?;
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        c.read_exact(&mut body).ok()?;
+        Some(Message::from_vec(&body).unwrap())
+    });
+    assert_eq!(answer.answers.len(), 60);
+    let stats = server.app.dns_metrics.snapshot();
+    assert!(
+        stats.tcp_rejected >= 1,
+        "turned away while the slot was held"
+    );
+    assert!(stats.tcp_idle_closed >= 1, "the stalled client was dropped");
+    drop(stalled);
+}

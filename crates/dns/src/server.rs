@@ -326,7 +326,11 @@ async fn tcp_accept(
         tokio::select! {
             _ = stopped.changed() => break,
             accepted = listener.accept() => {
-                let Ok((stream, _peer)) = accepted else { continue };
+                let Ok((stream, _peer)) = accepted else {
+                    // Out of file descriptors and the like: pause instead of spinning on it.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
                 let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
                     answerer.metrics().tcp_rejected();
                     drop(stream);
@@ -403,10 +407,7 @@ async fn tcp_connection(
                 .flatten()
                 .unwrap_or_default();
             for m in messages {
-                let mut frame = Vec::with_capacity(m.len() + 2);
-                frame.extend_from_slice(&(m.len() as u16).to_be_bytes());
-                frame.extend_from_slice(&m);
-                if stream.write_all(&frame).await.is_err() {
+                if !write_frame(&mut stream, &m, idle, answerer).await {
                     return;
                 }
             }
@@ -418,12 +419,31 @@ async fn tcp_connection(
         {
             continue;
         }
-        let mut frame = Vec::with_capacity(out.len() + 2);
-        frame.extend_from_slice(&(out.len() as u16).to_be_bytes());
-        frame.extend_from_slice(&out);
-        if stream.write_all(&frame).await.is_err() {
+        if !write_frame(&mut stream, &out, idle, answerer).await {
             return;
         }
         answerer.metrics().observe_latency(received_at.elapsed(), 1);
+    }
+}
+
+/// Writes one length-prefixed message. A client that does not read it within `limit` (the
+/// idle timeout) loses the connection, so clients that never read cannot hold every slot.
+/// False when the connection is done.
+async fn write_frame(
+    stream: &mut tokio::net::TcpStream,
+    message: &[u8],
+    limit: Duration,
+    answerer: &Answerer,
+) -> bool {
+    let mut frame = Vec::with_capacity(message.len() + 2);
+    frame.extend_from_slice(&(message.len() as u16).to_be_bytes());
+    frame.extend_from_slice(message);
+    match tokio::time::timeout(limit, stream.write_all(&frame)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            answerer.metrics().tcp_idle_closed();
+            false
+        }
     }
 }
