@@ -247,7 +247,8 @@ impl Answerer {
             let units = answer.len();
             let first = if units == 0 { 0 } else { rotation % units };
             let order = (0..units).map(|i| (first + i) % units);
-            Self::push_what_fits(out, answer, order, opt, limit);
+            let records = copy_while_fits(out, answer, order, opt, limit);
+            wire::set_count(out, 1, records);
             wire::set_truncated(out);
         } else {
             let units = answer.len();
@@ -262,15 +263,8 @@ impl Answerer {
             wire::set_count(out, 1, answer.records() as u16);
             // Additional data in the same rotated order, whole groups while they fit.
             let extra = &rrset.additional;
-            for i in 0..extra.len() {
-                let idx = (first + i) % extra.len();
-                let unit = extra.unit(idx);
-                if out.len() + unit.len() + opt > limit {
-                    break;
-                }
-                out.extend_from_slice(unit);
-                additional += extra.count(idx);
-            }
+            let order = (0..extra.len()).map(|i| (first + i) % extra.len());
+            additional += copy_while_fits(out, extra, order, opt, limit);
         }
         additional += self.push_opt(out, q.edns, Rcode::NoError, 0);
         wire::set_count(out, 3, additional);
@@ -317,7 +311,8 @@ impl Answerer {
         if truncated {
             // As in `positive`: the whole records that fit, the client's AZ first. Priorities
             // stay as prepared (0): a partial set is a hint to retry over TCP, not a ranking.
-            Self::push_what_fits(out, answer, order, opt, limit);
+            let records = copy_while_fits(out, answer, order, opt, limit);
+            wire::set_count(out, 1, records);
             wire::set_truncated(out);
         } else {
             let mut records = 0u16;
@@ -334,14 +329,7 @@ impl Answerer {
             wire::set_count(out, 1, records);
             let extra = &rrset.additional;
             if extra.len() == units {
-                for idx in order {
-                    let unit = extra.unit(idx);
-                    if out.len() + unit.len() + opt > limit {
-                        break;
-                    }
-                    out.extend_from_slice(unit);
-                    additional += extra.count(idx);
-                }
+                additional += copy_while_fits(out, extra, order, opt, limit);
             }
         }
         additional += self.push_opt(out, q.edns, Rcode::NoError, scope);
@@ -350,27 +338,6 @@ impl Answerer {
             rcode: 0,
             truncated,
         }
-    }
-
-    /// Copies whole answer units, in `order`, while they fit under `limit` (leaving room for
-    /// an OPT of `opt` bytes) and sets the answer count: the body of a truncated answer.
-    fn push_what_fits(
-        out: &mut Vec<u8>,
-        answer: &Units<'_>,
-        order: impl Iterator<Item = usize>,
-        opt: usize,
-        limit: usize,
-    ) {
-        let mut records = 0u16;
-        for idx in order {
-            let unit = answer.unit(idx);
-            if out.len() + unit.len() + opt > limit {
-                break;
-            }
-            out.extend_from_slice(unit);
-            records += answer.count(idx);
-        }
-        wire::set_count(out, 1, records);
     }
 
     /// NXDOMAIN or NODATA, with the zone's SOA in the authority section (RFC 2308).
@@ -426,4 +393,26 @@ impl Answerer {
             truncated: false,
         }
     }
+}
+
+/// Copies whole units of `units`, in `order`, while they fit under `limit` (room left for an
+/// OPT of `opt` bytes); returns the records copied. Serves truncated answers (the records that
+/// fit) and additional data (the targets' addresses that fit) alike.
+fn copy_while_fits(
+    out: &mut Vec<u8>,
+    units: &Units<'_>,
+    order: impl Iterator<Item = usize>,
+    opt: usize,
+    limit: usize,
+) -> u16 {
+    let mut records = 0u16;
+    for idx in order {
+        let unit = units.unit(idx);
+        if out.len() + unit.len() + opt > limit {
+            break;
+        }
+        out.extend_from_slice(unit);
+        records += units.count(idx);
+    }
+    records
 }
