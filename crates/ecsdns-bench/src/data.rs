@@ -87,8 +87,9 @@ impl DataSet {
     }
 
     /// The query mix: 60% A and 30% SRV on service names, 10% NXDOMAIN; EDNS 1232 like a
-    /// modern resolver. Deterministic.
-    pub(crate) fn queries(&self, count: usize) -> Vec<Vec<u8>> {
+    /// modern resolver, or no EDNS like many stub resolvers (`edns` false: 512-byte answers).
+    /// Deterministic.
+    pub(crate) fn queries(&self, count: usize, edns: bool) -> Vec<Vec<u8>> {
         let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
         let mut next = || {
             seed ^= seed << 13;
@@ -110,7 +111,13 @@ impl DataSet {
                     ),
                     _ => (format!("nx-{i}.{CLUSTER}.{ZONE}"), RecordType::A),
                 };
-                query(&name, qtype, k as u16)
+                let mut q = query(&name, qtype, k as u16);
+                if !edns {
+                    // Drop the OPT record (the last 11 bytes) and its count.
+                    q.truncate(q.len() - 11);
+                    q[10..12].copy_from_slice(&0u16.to_be_bytes());
+                }
+                q
             })
             .collect()
     }

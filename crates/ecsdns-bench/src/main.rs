@@ -71,6 +71,9 @@ struct DnsArgs {
     /// Seconds, not minutes: for CI (no figures worth quoting).
     #[arg(long)]
     smoke: bool,
+    /// Queries without EDNS (512-byte answers), as many stub resolvers send them.
+    #[arg(long)]
+    no_edns: bool,
 }
 
 #[derive(Args)]
@@ -210,7 +213,15 @@ fn dns(args: DnsArgs) -> anyhow::Result<()> {
     let checked = check::answers_match(&refs, &data.sample())?;
     println!("answers: {checked} names x types identical across ecsdns, knot and nsd");
     load::pin_to(1);
-    let queries = data.queries(65_536);
+    let queries = data.queries(65_536, !args.no_edns);
+    println!(
+        "query mix: 60% A, 30% SRV, 10% NXDOMAIN, {}",
+        if args.no_edns {
+            "no EDNS (512-byte answers)"
+        } else {
+            "EDNS 1232"
+        }
+    );
     let duration = Duration::from_secs_f64(seconds);
     let mut rows: Vec<Row> = running.iter().map(|s| Row::new(s.kind.name())).collect();
     for server in &running {
@@ -271,7 +282,7 @@ fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         let mut row = Vec::new();
         for kind in [Kind::Ecsdns, Kind::Knot] {
             let server = Server::start(kind, &data, &dir)?;
-            let queries = data.queries(65_536);
+            let queries = data.queries(65_536, true);
             load::saturate(server.addr, &queries, 256, Duration::from_millis(300))?;
             let t = load::saturate(server.addr, &queries, 256, Duration::from_secs_f64(seconds))?;
             let rss = server.peak_rss();
