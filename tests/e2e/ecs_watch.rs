@@ -22,6 +22,24 @@ fn serve(moto: &Moto, extra: &[&str]) -> Process {
     Process::start_with_env(&args, &env)
 }
 
+/// `serve` watching `cluster` through `queue` only (no periodic reconcile after the first),
+/// once the first reconcile is done: events alone drive DNS from then on.
+fn serve_events(moto: &Moto, cluster: &str, queue: &str) -> Process {
+    let p = serve(
+        moto,
+        &[
+            "--cluster",
+            cluster,
+            "--sqs-queue-url",
+            queue,
+            "--reconcile-interval",
+            "1h",
+        ],
+    );
+    p.wait_for_log("cluster synced", WAIT);
+    p
+}
+
 fn set(dns: SocketAddr, name: &str, qtype: &str) -> BTreeSet<String> {
     dig(dns, &["+short", "+tcp", name, qtype])
         .lines()
@@ -91,18 +109,7 @@ fn events_through_sqs_drive_dns_between_reconciles() {
         &[("http", 8080), ("grpc", 9090)],
     );
     let (ci, host_ip) = aws.container_instance("ev");
-    let p = serve(
-        &moto,
-        &[
-            "--cluster",
-            "ev",
-            "--sqs-queue-url",
-            &queue,
-            "--reconcile-interval",
-            "1h",
-        ],
-    );
-    p.wait_for_log("cluster synced", WAIT);
+    let p = serve_events(&moto, "ev", &queue);
 
     let task = |id: &str, version: u64, desired: &str, grpc_port: u16| {
         let arn = format!("arn:aws:ecs:us-east-1:123456789012:task/ev/{id}");
@@ -353,18 +360,7 @@ fn freshness_from_sqs_to_dns() {
     let cluster = aws.cluster("fresh");
     let queue = aws.queue("fresh-events");
     let td = aws.task_definition("web", NetworkMode::Awsvpc, &[("http", 8080)]);
-    let p = serve(
-        &moto,
-        &[
-            "--cluster",
-            "fresh",
-            "--sqs-queue-url",
-            &queue,
-            "--reconcile-interval",
-            "1h",
-        ],
-    );
-    p.wait_for_log("cluster synced", WAIT);
+    let p = serve_events(&moto, "fresh", &queue);
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_millis(200)))
@@ -528,18 +524,7 @@ fn an_idle_queue_is_not_a_failure_and_the_next_event_is_served_at_once() {
     let aws = Aws::new(&moto);
     let cluster = aws.cluster("idle");
     let queue = aws.queue("idle-events");
-    let p = serve(
-        &moto,
-        &[
-            "--cluster",
-            "idle",
-            "--sqs-queue-url",
-            &queue,
-            "--reconcile-interval",
-            "1h",
-        ],
-    );
-    p.wait_for_log("cluster synced", WAIT);
+    let mut p = serve_events(&moto, "idle", &queue);
     std::thread::sleep(Duration::from_secs(12));
     let arn = "arn:aws:ecs:us-east-1:123456789012:task/idle/after-the-lull";
     let mut d = detail(&cluster, arn, 1, "RUNNING", "RUNNING");
@@ -565,7 +550,6 @@ fn an_idle_queue_is_not_a_failure_and_the_next_event_is_served_at_once() {
         .find(|s| s["name"] == "queue")
         .map(|s| s["ok"].clone());
     assert_eq!(queue_ok, Some(json!(true)), "{ready}");
-    let mut p = p;
     let log = p.stderr();
     assert!(!log.contains("event queue failed"), "{log}");
 }

@@ -115,9 +115,11 @@ impl Drop for TaskProcess {
     }
 }
 
-fn python() -> &'static str {
-    "python3"
-}
+/// Runs in this process so far: picks each run's loopback block (127.BLOCK.GENERATION.TASK).
+static NEXT_BLOCK: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// The interpreter that runs each task's HTTP server (`python3 -m http.server`).
+const PYTHON: &str = "python3";
 
 impl Scenario {
     fn command(&self) -> Command {
@@ -147,10 +149,10 @@ impl Scenario {
                 "--task",
                 &task,
             ]);
-            c.args(["--max-wait", "25s", "--", python()]);
+            c.args(["--max-wait", "25s", "--", PYTHON]);
             c
         } else {
-            Command::new(python())
+            Command::new(PYTHON)
         };
         command
             .args([
@@ -307,7 +309,11 @@ pub fn run(s: &Scenario, dir: &Path) -> Report {
     let api = ecsdns.api.expect("ecsdns serves its API");
     let unbound = Unbound::start(&dir.join("unbound"), ZONE, ecsdns.dns);
 
-    let ip = |generation: usize, i: usize| Ipv4Addr::new(127, 77, generation as u8, i as u8 + 1);
+    // Each run its own block of loopback addresses: runs side by side (parallel tests) never
+    // race for a task's address.
+    let block = 100 + NEXT_BLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100;
+    let ip =
+        move |generation: usize, i: usize| Ipv4Addr::new(127, block, generation as u8, i as u8 + 1);
     let id = |generation: usize, i: usize| format!("web-g{generation}-{i}");
     let mut live: Vec<TaskProcess> = (0..s.tasks)
         .map(|i| s.start_task(dir, &id(0, i), ip(0, i), api))
