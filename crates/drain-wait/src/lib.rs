@@ -9,7 +9,7 @@
 //!
 //! Invariants:
 //! - It never hangs: the wait has a hard deadline kept by its own timer, whatever the network
-//!   does; when ecsdns cannot be asked it waits `--fallback-wait` (TTL + margin) and says so.
+//!   does; when ecsdns cannot be asked it waits `--fallback-wait` (TTL + 1 s + margin) and says so.
 //! - Every other signal goes to the child at once; a second SIGTERM too. It reaps every zombie
 //!   (it is a child subreaper, and may be PID 1) and exits with the child's status (128 + N for
 //!   a child killed by signal N).

@@ -14,7 +14,7 @@ pub struct Options {
     pub task: Option<String>,
     /// Longest time SIGTERM is held.
     pub max_wait: Duration,
-    /// How long to hold SIGTERM when ecsdns cannot be asked (its TTL + margin).
+    /// How long to hold SIGTERM when ecsdns cannot be asked (its TTL + 1 s + margin).
     pub fallback_wait: Duration,
     /// Bearer token for the API, if it needs one.
     pub token: Option<String>,
@@ -59,7 +59,7 @@ Options:
   --api URL             ecsdns HTTP API [env ECSDNS_API; default http://127.0.0.1:8053]
   --task ID|ARN         this task [default: TaskARN from $ECS_CONTAINER_METADATA_URI_V4/task]
   --max-wait D          hold SIGTERM at most this long [default 25s, under ECS's 30s stopTimeout]
-  --fallback-wait D     hold it this long when ecsdns cannot be asked [default 6s: TTL 5s + 1s]
+  --fallback-wait D     hold it this long when ecsdns cannot be asked [default 7s: TTL 5s + 1s + margin 1s]
   --token-file F        bearer token file [env ECSDNS_API_TOKEN_FILE; or ECSDNS_API_TOKEN]
   --sidecar             run no command; exit once safe after SIGTERM (a sidecar container that
                         the application's container is stopped after, via dependsOn)
@@ -100,7 +100,7 @@ impl Options {
             api: env("ECSDNS_API").unwrap_or_else(|| "http://127.0.0.1:8053".into()),
             task: None,
             max_wait: Duration::from_secs(25),
-            fallback_wait: Duration::from_secs(6),
+            fallback_wait: Duration::from_secs(7),
             token: None,
             command: Vec::new(),
             sidecar: false,
@@ -230,7 +230,7 @@ mod tests {
         let o = parse(&["--task", "t1", "--max-wait=10s", "--", "app", "-x"], &[]).unwrap();
         assert_eq!(o.task.as_deref(), Some("t1"));
         assert_eq!(o.max_wait, Duration::from_secs(10));
-        assert_eq!(o.fallback_wait, Duration::from_secs(6));
+        assert_eq!(o.fallback_wait, Duration::from_secs(7));
         assert_eq!(o.api, "http://127.0.0.1:8053");
         assert_eq!(o.command, vec![OsString::from("app"), OsString::from("-x")]);
         let o = parse(

@@ -116,10 +116,10 @@ pub(crate) fn bench(o: &DeployOptions) -> anyhow::Result<()> {
                 r.empty()
             ));
         }
-        let bound = f64::from(o.ttl) + o.margin.as_secs_f64() + 1.0;
+        let bound = f64::from(o.ttl) + 1.0 + o.margin.as_secs_f64() + 1.0;
         if *drain_wait && stop - plain > bound {
             problems.push(format!(
-                "{}: {:.2} s extra per task, over TTL + margin + 1 s = {bound:.1} s",
+                "{}: {:.2} s extra per task, over TTL + 1 s + margin + 1 s = {bound:.1} s",
                 source.name(),
                 stop - plain
             ));

@@ -35,7 +35,7 @@ pub(crate) fn demo_note(every: Option<Duration>, http: Option<SocketAddr>) -> St
             "\nRolling deploy of web every {}s (the first in 10s). Watch it:\n  \
              ecsdns watch --api http://{http} --service web\n  \
              curl '{http}/v1/tasks/TASK_ID/drain?wait=30s'   (returns when the \
-             stopping task is safe to stop: last served + TTL + margin)",
+             stopping task is safe to stop: last served + TTL + 1 s + margin)",
             every.as_secs()
         ),
         (Some(every), None) => {

@@ -35,8 +35,8 @@ pub struct Drain {
     pub last_served_ms: Option<u64>,
     /// The TTL of the answers that carried it (seconds); `null` when never served.
     pub ttl: Option<u32>,
-    /// `lastServedMs + ttl + margin`: from then on no cache may hold the address. `null` while
-    /// served.
+    /// `lastServedMs + ttl + 1 s + margin` (the second: [`CACHE_CLOCK_MS`]): from then on no
+    /// cache may hold the address. `null` while served.
     pub safe_at_ms: Option<u64>,
     /// Whether that time has passed (or the task was never served).
     pub safe: bool,
@@ -45,6 +45,11 @@ pub struct Drain {
     /// The server's clock when it answered.
     pub now_ms: u64,
 }
+
+/// How long past its TTL a cache may still hand out an answer, ms. Caches count TTLs in whole
+/// seconds of their own clock (unbound and BIND store `now + ttl` in seconds and drop the entry
+/// only once that second has passed), so an answer fetched just after a tick lives up to TTL + 1 s.
+pub(crate) const CACHE_CLOCK_MS: u64 = 1_000;
 
 impl Drain {
     /// The drain state of `arn` at `now_ms`: `served` is what DNS knows (`None`: never served).
@@ -62,7 +67,8 @@ impl Drain {
                 now_ms,
             };
         };
-        let safe_at = (!s.serving).then(|| s.last_served_ms + u64::from(s.ttl) * 1000 + margin_ms);
+        let safe_at = (!s.serving)
+            .then(|| s.last_served_ms + u64::from(s.ttl) * 1000 + CACHE_CLOCK_MS + margin_ms);
         Self {
             task: arn,
             served: s.serving,
