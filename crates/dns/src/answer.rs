@@ -132,8 +132,10 @@ impl Answerer {
             Ok(at) => at,
             Err(rcode) => return self.error(q.packet, rcode, Some(q.question_end), q.edns, out),
         };
-        let entry = self.table.names.get(q.key());
-        let rrset = entry.as_ref().and_then(|e| {
+        // One version for the whole answer: records and serial from the same content.
+        let version = self.table.version();
+        let entry = version.get(&self.table.hasher, q.key());
+        let rrset = entry.and_then(|e| {
             let mut rrsets = e.rrsets();
             if q.qtype == TYPE_ANY {
                 // RFC 8482: one RRset is enough.
@@ -161,7 +163,7 @@ impl Answerer {
                 };
                 match matched {
                     Some(placed) => self.positive_by_az(q, &rrset, limit, rotation, placed, out),
-                    None => self.positive(q, &rrset, limit, rotation, out),
+                    None => self.positive(q, &rrset, limit, rotation, version.serial, out),
                 }
             }
             None => {
@@ -170,8 +172,7 @@ impl Answerer {
                 } else {
                     Rcode::NxDomain
                 };
-                drop(entry);
-                self.negative(q, rcode, zone, out)
+                self.negative(q, rcode, zone, version.serial, out)
             }
         }
     }
@@ -231,6 +232,7 @@ impl Answerer {
         rrset: &Rrset<'_>,
         limit: usize,
         rotation: usize,
+        serial: u32,
         out: &mut Vec<u8>,
     ) -> Outcome {
         wire::push_header(out, q.packet, Rcode::NoError, true, [1, 0, 0, 0]);
@@ -257,8 +259,7 @@ impl Answerer {
             out.extend_from_slice(&answer.bytes[split..]);
             out.extend_from_slice(&answer.bytes[..split]);
             if let Some(at) = rrset.serial_at {
-                let serial = self.table.serial().to_be_bytes();
-                out[base + at..base + at + 4].copy_from_slice(&serial);
+                out[base + at..base + at + 4].copy_from_slice(&serial.to_be_bytes());
             }
             wire::set_count(out, 1, answer.records() as u16);
             // Additional data in the same rotated order, whole groups while they fit.
@@ -346,6 +347,7 @@ impl Answerer {
         q: &Query<'_>,
         rcode: Rcode,
         (zone_at, zone): (usize, usize),
+        serial: u32,
         out: &mut Vec<u8>,
     ) -> Outcome {
         let (soa, serial_at) = match zone.checked_sub(1).and_then(|i| self.table.reverse.get(i)) {
@@ -360,7 +362,7 @@ impl Answerer {
         let soa_at = out.len();
         out.extend_from_slice(soa);
         let at = soa_at + serial_at;
-        out[at..at + 4].copy_from_slice(&self.table.serial().to_be_bytes());
+        out[at..at + 4].copy_from_slice(&serial.to_be_bytes());
         self.push_opt(out, q.edns, Rcode::NoError, 0);
         Outcome::Answered {
             rcode: rcode as u16,

@@ -20,7 +20,7 @@
 /// non-terminal, or a service with nothing to serve): NODATA, never NXDOMAIN.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct NameEntry {
-    packed: Box<[u8]>,
+    packed: std::sync::Arc<[u8]>,
 }
 
 /// What one RRset is built from: its records (one unit each, with its record count) and, per

@@ -5,6 +5,8 @@
 //! - The query path never walks tasks: it lower-cases the name, does one hash lookup, and copies
 //!   prepared bytes (patching the ID, the client's question and the rotation). Answers are
 //!   prepared when the registry changes ([`follow`]), not when asked.
+//! - Each answer and each zone transfer reads one immutable zone version: every name it serves
+//!   and the serial of exactly that content, published whole with one atomic swap.
 //! - One answer function ([`Answerer::respond`]) serves UDP and TCP, so both transports give the
 //!   same answer; only the size limit differs.
 //! - Record data is encoded by hickory-proto; this crate only assembles whole messages.
@@ -13,6 +15,8 @@
 //! - Malformed input is dropped or answered with FORMERR and counted; nothing here panics on it.
 
 mod answer;
+#[cfg(test)]
+mod churn_tests;
 mod config;
 mod entry;
 pub mod follow;
@@ -24,6 +28,7 @@ pub mod served;
 mod server;
 mod table;
 mod tsig;
+mod version;
 mod wire;
 mod xfr;
 

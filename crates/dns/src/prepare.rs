@@ -65,6 +65,18 @@ pub(crate) struct Prepared {
     pub(crate) ttl: u32,
 }
 
+impl Prepared {
+    /// What a service that is gone contributes: nothing, at the TTL its answers had.
+    pub(crate) fn gone(ttl: u32) -> Self {
+        Self {
+            names: Vec::new(),
+            ptrs: Vec::new(),
+            served: Vec::new(),
+            ttl,
+        }
+    }
+}
+
 /// What one owner name holds while a service is being prepared.
 #[derive(Default)]
 struct Pending {

@@ -1,9 +1,9 @@
 //! Zone transfer: AXFR (RFC 5936) and IXFR (RFC 1995) over TCP, built from the prepared table,
 //! and the bounded journal of changes by SOA serial that IXFR answers from.
 //!
-//! A transfer is a consistent cut: it is collected under the table's sync lock, which the
-//! registry follower holds for each whole generation it applies, so a secondary never sees half
-//! a change, and the serial it is given matches the records.
+//! A transfer reads one zone version (an immutable, whole generation), so a secondary never
+//! sees half a change and the serial it is given matches the records. IXFR reads the journal
+//! under the lock that versions are published under, so the journal ends at that version.
 
 use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
@@ -257,8 +257,9 @@ impl AnswerTable {
 
     /// The apex SOA record (after its owner) with the current serial.
     pub(crate) fn current_soa(&self) -> Option<Box<[u8]>> {
-        let entry = self.names.get(&self.origin_key)?;
-        records_of(&self.origin_key, &entry, self.serial())
+        let version = self.version();
+        let entry = version.get(&self.hasher, &self.origin_key)?;
+        records_of(&self.origin_key, entry, version.serial)
             .into_iter()
             .find(|(_, data)| data.get(..2) == Some(&[0, 6][..]))
             .map(|(_, data)| data)
@@ -279,11 +280,14 @@ impl AnswerTable {
         question_end: usize,
         client_serial: Option<u32>,
     ) -> (Vec<Vec<u8>>, Option<u32>) {
-        let _cut = self.sync_guard();
-        let serial = self.serial();
+        // The journal first, then the version: versions are published under the journal's
+        // lock, so this version is the one the journal ends at.
+        let journal = self.journal();
+        let version = self.version();
+        let serial = version.serial;
         let soa = |s: u32| -> Option<Rr> {
-            let entry = self.names.get(&self.origin_key)?;
-            records_of(&self.origin_key, &entry, s)
+            let entry = version.get(&self.hasher, &self.origin_key)?;
+            records_of(&self.origin_key, entry, s)
                 .into_iter()
                 .find(|(_, data)| data.get(..2) == Some(&[0, 6][..]))
         };
@@ -300,10 +304,6 @@ impl AnswerTable {
                 w.push(&origin, &current_soa);
                 return (w.done(), Some(client));
             }
-            let journal = self
-                .journal
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(chain) = journal.since(client) {
                 w.push(&origin, &current_soa);
                 for delta in chain {
@@ -324,14 +324,15 @@ impl AnswerTable {
                 return (w.done(), Some(serial));
             }
         }
-        // AXFR: SOA, every other record, SOA.
+        // AXFR: SOA, every other record, SOA. The frozen version needs no lock.
+        drop(journal);
         w.push(&origin, &current_soa);
-        for item in self.names.iter() {
+        for (key, entry) in version.iter() {
             // Reverse zones share the table but are not part of this zone.
-            if !in_zone(item.key(), &origin) {
+            if !in_zone(key, &origin) {
                 continue;
             }
-            for (owner, data) in records_of(item.key(), item.value(), serial) {
+            for (owner, data) in records_of(key, entry, serial) {
                 if owner[..] == origin[..] && data.get(..2) == Some(&[0, 6][..]) {
                     continue;
                 }

@@ -80,6 +80,26 @@ pub struct Changes {
     pub services: Option<Vec<ServiceKey>>,
 }
 
+/// A consistent cut of the registry: see [`Registry::cut_since`].
+#[derive(Debug, Clone)]
+pub struct Cut {
+    /// The generation the cut is at.
+    pub generation: u64,
+    /// What changed up to it.
+    pub changed: Changed,
+}
+
+/// The services of a [`Cut`].
+#[derive(Debug, Clone)]
+pub enum Changed {
+    /// The services changed since the reader's generation, with their snapshots at the cut
+    /// (`None`: the service is gone).
+    Services(Vec<(ServiceKey, Option<Arc<ServiceSnapshot>>)>),
+    /// The journal no longer reaches back: every service served at the cut (a reader drops
+    /// whatever it holds that is not here).
+    All(Vec<Arc<ServiceSnapshot>>),
+}
+
 /// The change feed: recent (generation, service) pairs, and how far eviction has reached.
 #[derive(Default)]
 struct Journal {
@@ -146,8 +166,10 @@ impl Registry {
             }
         }
         drop(journal);
-        drop(state);
+        // Bumped before the state lock goes, so a [`Registry::cut_since`] (which holds it)
+        // never sees this batch's snapshots under the previous generation.
         self.generation.send_replace(generation);
+        drop(state);
         generation
     }
 
@@ -185,6 +207,32 @@ impl Registry {
         Changes {
             generation,
             services,
+        }
+    }
+
+    /// A consistent cut: the generation now and, as of exactly that generation, the snapshot of
+    /// every service changed after `since` (`None`: removed). Taken under the writers' lock, so
+    /// no later batch can slip a newer snapshot under this generation (which
+    /// [`Registry::changes_since`] followed by [`Registry::service`] can). A reader that
+    /// labels its copy with the generation therefore never describes other content.
+    pub fn cut_since(&self, since: u64) -> Cut {
+        let _writers = lock(&self.state);
+        let generation = self.generation();
+        let changed = self.changes_since(since).services;
+        let changed = match changed {
+            Some(keys) => Changed::Services(
+                keys.into_iter()
+                    .map(|k| {
+                        let snapshot = self.service(&k);
+                        (k, snapshot)
+                    })
+                    .collect(),
+            ),
+            None => Changed::All(self.services()),
+        };
+        Cut {
+            generation,
+            changed,
         }
     }
 
