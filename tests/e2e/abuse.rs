@@ -150,3 +150,71 @@ fn a_tcp_client_that_never_reads_is_dropped_and_its_slot_freed() {
     assert!(stats.tcp_idle_closed >= 1, "the stalled client was dropped");
     drop(stalled);
 }
+
+/// Full answers one client gets for `queries` sent from `ports` source ports on `ip`, read as
+/// they come, and how long sending took.
+fn burst_from(ip: &str, ports: usize, queries: u16, dns: std::net::SocketAddr) -> (usize, f64) {
+    let name = "web.demo.ecs.internal.";
+    let socks: Vec<UdpSocket> = (0..ports)
+        .map(|_| {
+            let s = UdpSocket::bind(format!("{ip}:0")).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            s
+        })
+        .collect();
+    let readers: Vec<_> = socks
+        .iter()
+        .map(|s| {
+            let s = s.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let mut full = 0;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.recv(&mut buf) {
+                    if !Message::from_vec(&buf[..n]).unwrap().answers.is_empty() {
+                        full += 1;
+                    }
+                }
+                full
+            })
+        })
+        .collect();
+    let mut m = query(name, RecordType::A);
+    let started = std::time::Instant::now();
+    for id in 0..queries {
+        m.metadata.id = id;
+        socks[usize::from(id) % ports]
+            .send_to(&m.to_vec().unwrap(), dns)
+            .unwrap();
+        if id % 32 == 31 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let took = started.elapsed().as_secs_f64();
+    (readers.into_iter().map(|r| r.join().unwrap()).sum(), took)
+}
+
+#[test]
+fn each_prefix_gets_exactly_its_rate_however_many_ports_it_uses() {
+    // UDP workers default to one per core; with two or more each has its own socket, and the
+    // kernel steers a prefix's queries to one of them (the limiter there has the whole rate).
+    let p = Process::start(&[
+        "demo",
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--no-churn",
+        "--rrl-rate",
+        "50",
+        "--rrl-slip",
+        "0",
+    ]);
+    for ip in ["127.0.0.1", "127.0.1.1"] {
+        let (full, took) = burst_from(ip, 16, 200, p.dns);
+        // The bucket starts full (50) and refills 50 tokens a second while the burst goes out.
+        let most = 51 + (took * 50.0) as usize;
+        assert!(
+            (48..=most).contains(&full),
+            "{ip}: {full} answers from 16 ports in {took:.3} s against a rate of 50"
+        );
+    }
+}

@@ -172,7 +172,7 @@ impl Answerer {
                 } else {
                     Rcode::NxDomain
                 };
-                self.negative(q, rcode, zone, version.serial, out)
+                self.negative(q, rcode, zone, version.serial, limit, out)
             }
         }
     }
@@ -348,6 +348,7 @@ impl Answerer {
         rcode: Rcode,
         (zone_at, zone): (usize, usize),
         serial: u32,
+        limit: usize,
         out: &mut Vec<u8>,
     ) -> Outcome {
         let (soa, serial_at) = match zone.checked_sub(1).and_then(|i| self.table.reverse.get(i)) {
@@ -355,6 +356,19 @@ impl Answerer {
             None => (&self.table.negative_soa, self.table.negative_serial_at),
         };
         let ar = u16::from(q.edns.is_some());
+        let size = HEADER + q.question().len() + 2 + soa.len() + wire::opt_len(q.edns);
+        if size > limit {
+            // A long name under a long origin: the SOA does not fit (512 bytes without EDNS).
+            // TC without it, so the client asks over TCP and gets the cacheable form.
+            wire::push_header(out, q.packet, rcode, true, [1, 0, 0, ar]);
+            out.extend_from_slice(q.question());
+            wire::set_truncated(out);
+            self.push_opt(out, q.edns, Rcode::NoError, 0);
+            return Outcome::Answered {
+                rcode: rcode as u16,
+                truncated: true,
+            };
+        }
         wire::push_header(out, q.packet, rcode, true, [1, 0, 1, ar]);
         out.extend_from_slice(q.question());
         let pointer = 0xC000u16 | (HEADER + zone_at) as u16;

@@ -16,6 +16,8 @@
 
 mod answer;
 #[cfg(test)]
+mod answer_tests;
+#[cfg(test)]
 mod churn_tests;
 mod config;
 mod entry;
@@ -26,6 +28,7 @@ mod prepare;
 mod rrl;
 pub mod served;
 mod server;
+mod steer;
 mod table;
 mod tsig;
 mod version;

@@ -4,8 +4,12 @@
 //! Counted, not traced: a span per query would cost more than the answer itself. Latency is timed
 //! per UDP batch (from the receive call's return to the last send of its answers) and per TCP
 //! query, so the hot path pays two clock reads per batch, not per query.
+//!
+//! Per-thread shards, summed when read (as Knot keeps per-thread statistics): each thread
+//! counts into its own cache-line-aligned set, so UDP workers on different cores never write to
+//! the same cache line on the query path.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::answer::{Outcome, Transport};
@@ -36,9 +40,38 @@ const LATENCY_BOUNDS_US: [u64; 11] = [
     10, 25, 50, 100, 250, 500, 1_000, 2_500, 10_000, 50_000, 250_000,
 ];
 
-/// Shared DNS counters. All relaxed atomics: they are statistics, not synchronisation.
-#[derive(Debug, Default)]
+/// Shards of [`DnsMetrics`]: more than the UDP workers of a typical host; threads past it share.
+const SHARDS: usize = 16;
+
+/// Hands each thread its shard, round-robin on first use.
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+}
+
+/// Shared DNS counters: per-thread shards, summed by [`DnsMetrics::snapshot`].
+#[derive(Debug)]
 pub struct DnsMetrics {
+    shards: Box<[Shard]>,
+}
+
+impl Default for DnsMetrics {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
+}
+
+/// One thread's counters, on cache lines of their own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard(Counters);
+
+/// The counters of one shard. All relaxed atomics: they are statistics, not synchronisation.
+#[derive(Debug, Default)]
+struct Counters {
     udp: AtomicU64,
     tcp: AtomicU64,
     by_qtype: [AtomicU64; QTYPES.len()],
@@ -103,8 +136,8 @@ pub struct MetricsSnapshot {
     pub latency: LatencySnapshot,
 }
 
-impl DnsMetrics {
-    pub(crate) fn count(&self, qtype: Option<u16>, outcome: Outcome, transport: Transport) {
+impl Counters {
+    fn count(&self, qtype: Option<u16>, outcome: Outcome, transport: Transport) {
         let transport = match transport {
             Transport::Udp => &self.udp,
             Transport::Tcp => &self.tcp,
@@ -134,38 +167,38 @@ impl DnsMetrics {
         }
     }
 
-    pub(crate) fn tcp_connection(&self) {
+    fn tcp_connection(&self) {
         self.tcp_connections.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn tcp_rejected(&self) {
+    fn tcp_rejected(&self) {
         self.tcp_rejected.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn tcp_idle_closed(&self) {
+    fn tcp_idle_closed(&self) {
         self.tcp_idle_closed.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn panicked(&self) {
+    fn panicked(&self) {
         self.panicked.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn rrl_dropped(&self) {
+    fn rrl_dropped(&self) {
         self.rrl_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn rrl_slipped(&self) {
+    fn rrl_slipped(&self) {
         self.rrl_slipped.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn transfer(&self, messages: usize) {
+    fn transfer(&self, messages: usize) {
         self.transfers.fetch_add(1, Ordering::Relaxed);
         self.transfer_messages
             .fetch_add(messages as u64, Ordering::Relaxed);
     }
 
     /// Records `answers` answers that each took `elapsed` from receipt to send.
-    pub(crate) fn observe_latency(&self, elapsed: Duration, answers: u64) {
+    fn observe_latency(&self, elapsed: Duration, answers: u64) {
         if answers == 0 {
             return;
         }
@@ -179,41 +212,138 @@ impl DnsMetrics {
         self.latency_sum_ns
             .fetch_add(ns.saturating_mul(answers), Ordering::Relaxed);
     }
+}
 
-    /// Reads every counter.
+impl DnsMetrics {
+    /// This thread's counters.
+    fn local(&self) -> &Counters {
+        let i = SHARD.with(|s| *s) % self.shards.len().max(1);
+        &self.shards[i].0
+    }
+
+    pub(crate) fn count(&self, qtype: Option<u16>, outcome: Outcome, transport: Transport) {
+        self.local().count(qtype, outcome, transport);
+    }
+
+    pub(crate) fn tcp_connection(&self) {
+        self.local().tcp_connection();
+    }
+
+    pub(crate) fn tcp_rejected(&self) {
+        self.local().tcp_rejected();
+    }
+
+    pub(crate) fn tcp_idle_closed(&self) {
+        self.local().tcp_idle_closed();
+    }
+
+    pub(crate) fn panicked(&self) {
+        self.local().panicked();
+    }
+
+    pub(crate) fn rrl_dropped(&self) {
+        self.local().rrl_dropped();
+    }
+
+    pub(crate) fn rrl_slipped(&self) {
+        self.local().rrl_slipped();
+    }
+
+    pub(crate) fn transfer(&self, messages: usize) {
+        self.local().transfer(messages);
+    }
+
+    /// Records `answers` answers that each took `elapsed` from receipt to send.
+    pub(crate) fn observe_latency(&self, elapsed: Duration, answers: u64) {
+        self.local().observe_latency(elapsed, answers);
+    }
+
+    /// Reads every counter, summed over the threads' shards.
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let sum = |f: &dyn Fn(&Counters) -> &AtomicU64| -> u64 {
+            self.shards
+                .iter()
+                .map(|s| f(&s.0).load(Ordering::Relaxed))
+                .sum()
+        };
         MetricsSnapshot {
-            udp: load(&self.udp),
-            tcp: load(&self.tcp),
+            udp: sum(&|c| &c.udp),
+            tcp: sum(&|c| &c.tcp),
             by_qtype: QTYPES
                 .iter()
-                .zip(&self.by_qtype)
-                .map(|((_, n), c)| (*n, load(c)))
+                .enumerate()
+                .map(|(i, (_, n))| (*n, sum(&|c| &c.by_qtype[i])))
                 .collect(),
             by_rcode: RCODES
                 .iter()
-                .zip(&self.by_rcode)
-                .map(|((_, n), c)| (*n, load(c)))
+                .enumerate()
+                .map(|(i, (_, n))| (*n, sum(&|c| &c.by_rcode[i])))
                 .collect(),
-            truncated: load(&self.truncated),
-            dropped: load(&self.dropped),
-            tcp_connections: load(&self.tcp_connections),
-            tcp_rejected: load(&self.tcp_rejected),
-            tcp_idle_closed: load(&self.tcp_idle_closed),
-            panicked: load(&self.panicked),
-            transfers: load(&self.transfers),
-            transfer_messages: load(&self.transfer_messages),
-            rrl_dropped: load(&self.rrl_dropped),
-            rrl_slipped: load(&self.rrl_slipped),
+            truncated: sum(&|c| &c.truncated),
+            dropped: sum(&|c| &c.dropped),
+            tcp_connections: sum(&|c| &c.tcp_connections),
+            tcp_rejected: sum(&|c| &c.tcp_rejected),
+            tcp_idle_closed: sum(&|c| &c.tcp_idle_closed),
+            panicked: sum(&|c| &c.panicked),
+            transfers: sum(&|c| &c.transfers),
+            transfer_messages: sum(&|c| &c.transfer_messages),
+            rrl_dropped: sum(&|c| &c.rrl_dropped),
+            rrl_slipped: sum(&|c| &c.rrl_slipped),
             latency: LatencySnapshot {
                 bounds: LATENCY_BOUNDS_US
                     .iter()
                     .map(|us| *us as f64 / 1e6)
                     .collect(),
-                counts: self.latency.iter().map(load).collect(),
-                sum: load(&self.latency_sum_ns) as f64 / 1e9,
+                counts: (0..=LATENCY_BOUNDS_US.len())
+                    .map(|i| sum(&|c| &c.latency[i]))
+                    .collect(),
+                sum: sum(&|c| &c.latency_sum_ns) as f64 / 1e9,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_from_many_threads_sum_up() {
+        let m = std::sync::Arc::new(DnsMetrics::default());
+        let threads: Vec<_> = (0..SHARDS + 3)
+            .map(|_| {
+                let m = std::sync::Arc::clone(&m);
+                std::thread::spawn(move || {
+                    for _ in 0..1_000 {
+                        m.count(
+                            Some(1),
+                            Outcome::Answered {
+                                rcode: 3,
+                                truncated: true,
+                            },
+                            Transport::Udp,
+                        );
+                    }
+                    m.observe_latency(Duration::from_micros(30), 10);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let s = m.snapshot();
+        let n = (SHARDS as u64 + 3) * 1_000;
+        assert_eq!(s.udp, n);
+        assert_eq!(s.truncated, n);
+        assert_eq!(s.by_qtype[0], ("A", n));
+        assert_eq!(s.by_rcode[2], ("NXDOMAIN", n));
+        assert_eq!(s.latency.counts[2], (SHARDS as u64 + 3) * 10);
+        // More than one shard was written: the counters really are per thread.
+        let used = m
+            .shards
+            .iter()
+            .filter(|s| s.0.udp.load(Ordering::Relaxed) > 0)
+            .count();
+        assert!(used > 1, "{used}");
     }
 }

@@ -4,8 +4,10 @@
 //! records): a real client behind that prefix retries over TCP, which proves its address and is
 //! never limited.
 //!
-//! Each UDP worker owns its limiter (no shared state on the hot path); the configured rate is
-//! split between workers, since one client's packets spread over them.
+//! Each UDP worker owns its limiter (no shared state on the hot path). With a socket per worker
+//! steered by client prefix (`steer`), all of a prefix's queries reach one worker, which applies
+//! the whole rate; where steering is unavailable the rate is split between workers, since one
+//! client's packets then spread over them.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -45,12 +45,13 @@ impl Default for ServerConfig {
 }
 
 /// Binds a UDP socket and a TCP listener on the same address. With port 0 the OS picks a UDP
-/// port and TCP takes the same one (retried a few times if TCP finds it taken).
+/// port and TCP takes the same one (retried a few times if TCP finds it taken). The UDP socket
+/// allows `SO_REUSEPORT`, so [`DnsServer::start`] can give each worker a socket of its own.
 pub fn bind_udp_tcp(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsError> {
     let sock_err = |addr, source| DnsError::Socket { addr, source };
     let mut last = None;
     for _ in 0..16 {
-        let udp = UdpSocket::bind(addr).map_err(|e| sock_err(addr, e))?;
+        let udp = crate::steer::bind_shared(addr).map_err(|e| sock_err(addr, e))?;
         let bound = udp.local_addr().map_err(|e| sock_err(addr, e))?;
         match TcpListener::bind(bound) {
             Ok(tcp) => return Ok((udp, tcp)),
@@ -87,17 +88,34 @@ impl DnsServer {
             addr: local_addr,
             source,
         };
-        // The read timeout lets workers notice shutdown without a wake-up packet.
-        udp.set_read_timeout(Some(Duration::from_millis(200)))
-            .map_err(sock_err)?;
         let stop_udp = Arc::new(AtomicBool::new(false));
         let mut udp_threads = Vec::new();
         let workers = config.udp_workers.max(1);
+        // A socket per worker, steered by client prefix; else one shared socket.
+        let (sockets, steered) = match workers {
+            1 => (vec![udp], false),
+            _ => match crate::steer::group(&udp, workers) {
+                Ok(sockets) => (sockets, true),
+                Err(why) => {
+                    tracing::warn!(%why, "UDP workers share one socket");
+                    (vec![udp], false)
+                }
+            },
+        };
         for i in 0..workers {
-            let socket = udp.try_clone().map_err(sock_err)?;
+            let socket = match sockets.get(i) {
+                Some(s) if steered => s.try_clone().map_err(sock_err)?,
+                _ => sockets[0].try_clone().map_err(sock_err)?,
+            };
+            // The read timeout lets workers notice shutdown without a wake-up packet.
+            socket
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .map_err(sock_err)?;
             let answerer = answerer.clone();
             let stop = Arc::clone(&stop_udp);
-            let limiter = crate::rrl::Limiter::new(config.rrl, workers);
+            // Steered, each worker sees all of a prefix's queries: the whole rate is its own.
+            let share = if steered { 1 } else { workers };
+            let limiter = crate::rrl::Limiter::new(config.rrl, share);
             let thread = std::thread::Builder::new()
                 .name(format!("dns-udp-{i}"))
                 .spawn(move || udp_worker(&socket, &answerer, &stop, i, limiter))
