@@ -41,3 +41,83 @@ fn a_negative_answer_that_does_not_fit_512_bytes_is_truncated_not_oversized() {
     assert!(!m.metadata.truncation);
     assert_eq!(m.authorities.len(), 1, "the SOA, over TCP");
 }
+
+/// ECS's largest service: 5,000 tasks in one service.
+fn big_service() -> Answerer {
+    use model::{Health, Port, Protocol, Task, TaskGroup, TaskStatus, Update};
+    use registry::{Registry, RegistryConfig};
+    let registry = Registry::new(RegistryConfig::default());
+    registry.apply_batch((0..5_000u32).map(|i| {
+        Update::Upsert(Task {
+            arn: format!("arn:aws:ecs:r:1:task/c/{i:032x}").into(),
+            cluster: "c".into(),
+            group: TaskGroup::Service("big".into()),
+            version: 1,
+            last_status: TaskStatus::Running,
+            desired_status: TaskStatus::Running,
+            health: Health::Healthy,
+            health_checked: true,
+            addresses: Box::new([std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+                0x0a00_0000 + i,
+            ))]),
+            ports: Box::new([Port {
+                name: "http".into(),
+                port: 8080,
+                protocol: Protocol::Tcp,
+            }]),
+            az: None,
+            task_definition: None,
+            container_instance: None,
+            started_at: None,
+            check: None,
+        })
+    }));
+    let table = Arc::new(AnswerTable::new(ZoneConfig::new("ecs.internal.").unwrap()).unwrap());
+    crate::follow::sync_once(&registry, &table, 0);
+    Answerer::new(table, Arc::new(DnsMetrics::default()))
+}
+
+#[test]
+fn a_5000_task_service_answers_the_rotated_subset_that_fits_over_tcp_and_udp() {
+    let answerer = big_service();
+    for (qtype, transport, limit) in [
+        (RecordType::A, Transport::Tcp, 65_535),
+        (RecordType::SRV, Transport::Tcp, 65_535),
+        (RecordType::A, Transport::Udp, 512),
+        (RecordType::SRV, Transport::Udp, 512),
+    ] {
+        let mut q = Message::new(5, MessageType::Query, OpCode::Query);
+        q.add_query(Query::query(
+            Name::from_ascii("big.c.ecs.internal.").unwrap(),
+            qtype,
+        ));
+        let query = q.to_vec().unwrap();
+        let mut firsts = std::collections::BTreeSet::new();
+        for rotation in [0, 1, 2_500] {
+            let mut out = Vec::new();
+            answerer.respond(&query, transport, rotation, &mut out);
+            assert!(
+                out.len() <= limit,
+                "{qtype} over {transport:?}: {} bytes",
+                out.len()
+            );
+            let m = Message::from_vec(&out).unwrap();
+            assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+            assert!(
+                m.metadata.truncation,
+                "{qtype} over {transport:?}: only part fits"
+            );
+            assert!(
+                !m.answers.is_empty(),
+                "{qtype} over {transport:?}: whole records"
+            );
+            assert!(m.answers.len() < 5_000);
+            firsts.insert(m.answers[0].data.to_string());
+        }
+        assert_eq!(
+            firsts.len(),
+            3,
+            "{qtype} over {transport:?}: each rotation starts elsewhere"
+        );
+    }
+}
