@@ -47,19 +47,33 @@ const SHARDS: usize = 16;
 static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    /// This thread's shard; `usize::MAX` until its first count.
+    static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// This thread's shard index (below [`SHARDS`]).
+fn shard_index() -> usize {
+    SHARD.with(|s| {
+        let i = s.get();
+        if i < SHARDS {
+            return i;
+        }
+        let i = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        s.set(i);
+        i
+    })
 }
 
 /// Shared DNS counters: per-thread shards, summed by [`DnsMetrics::snapshot`].
 #[derive(Debug)]
 pub struct DnsMetrics {
-    shards: Box<[Shard]>,
+    shards: Box<[Shard; SHARDS]>,
 }
 
 impl Default for DnsMetrics {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            shards: Box::new(std::array::from_fn(|_| Shard::default())),
         }
     }
 }
@@ -217,8 +231,7 @@ impl Counters {
 impl DnsMetrics {
     /// This thread's counters.
     fn local(&self) -> &Counters {
-        let i = SHARD.with(|s| *s) % self.shards.len().max(1);
-        &self.shards[i].0
+        &self.shards[shard_index()].0
     }
 
     pub(crate) fn count(&self, qtype: Option<u16>, outcome: Outcome, transport: Transport) {
