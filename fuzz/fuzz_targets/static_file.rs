@@ -11,8 +11,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     for name in ["e.toml", "e.json"] {
-        if let Ok(tasks) = ecsdns::static_file::parse(Path::new(name), text) {
-            let _ = ecsdns::static_file::StaticSource::default().load(tasks);
+        if let Ok(tasks) = endpoints_file::parse(Path::new(name), text) {
+            let _ = endpoints_file::StaticSource::default().load(tasks);
         }
     }
 });

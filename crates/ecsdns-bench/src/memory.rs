@@ -25,10 +25,10 @@ pub(crate) fn run(endpoints: usize) -> anyhow::Result<()> {
     let data = DataSet::with_endpoints(endpoints);
     let text = data.endpoints_toml();
     let start = rss_mib()?;
-    let tasks = ecsdns::static_file::parse(std::path::Path::new("bench.toml"), &text)?;
+    let tasks = endpoints_file::parse(std::path::Path::new("bench.toml"), &text)?;
     drop(text);
     let parsed = rss_mib()?;
-    let mut source = ecsdns::static_file::StaticSource::default();
+    let mut source = endpoints_file::StaticSource::default();
     let updates = source.load(tasks);
     let loaded = rss_mib()?;
     let registry = Arc::new(registry::Registry::new(registry::RegistryConfig::default()));

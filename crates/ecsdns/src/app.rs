@@ -21,7 +21,7 @@ use crate::background::{
 use crate::config::Settings;
 use crate::operator::{AppOperator, LocalSources, VISIBLE_BOUNDS};
 use crate::state_file;
-use crate::static_file::{self, StaticSource};
+use endpoints_file::{self as static_file, StaticSource};
 
 /// A running ecsdns.
 pub struct App {
@@ -268,7 +268,7 @@ impl App {
                 seen = now;
                 let loaded = std::fs::read_to_string(&path)
                     .map_err(anyhow::Error::from)
-                    .and_then(|text| static_file::parse(&path, &text));
+                    .and_then(|text| static_file::parse(&path, &text).map_err(anyhow::Error::from));
                 match loaded {
                     Ok(tasks) => {
                         tracing::info!(path = %path.display(), endpoints = tasks.len(), "endpoints file reloaded");

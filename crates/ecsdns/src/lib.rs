@@ -10,5 +10,4 @@ mod dns_args;
 mod drain;
 pub mod operator;
 pub mod state_file;
-pub mod static_file;
 pub mod zone;

@@ -1,5 +1,8 @@
 //! The static endpoints file: non-ECS endpoints (and benchmark data) in TOML, or JSON of the
 //! same shape. Reloaded when it changes; a bad file keeps the previous state.
+//!
+//! Its own crate, free of the binary's dependencies (and of the AWS SDK), so the fuzz targets
+//! and the benchmarks parse files exactly as the server does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -7,12 +10,45 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
 use model::{
     Check, Health, Port, Protocol, Task, TaskGroup, TaskStatus, Update, dns_label, port_label,
 };
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+
+/// Why a file was refused: the first problem found, with what it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// Not valid TOML or JSON, or a field of the wrong type or unknown.
+    #[error("invalid {format}: {reason}")]
+    Syntax {
+        /// `TOML` or `JSON`.
+        format: &'static str,
+        /// The parser's message (with line and column).
+        reason: String,
+    },
+    /// Well-formed, but a name, port, health, check or endpoint is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// `return Err(FileError::Invalid(format!(...)))`.
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return Err(FileError::Invalid(format!($($arg)*)))
+    };
+}
+
+/// Adds what a lower-level error was about.
+trait Context<T> {
+    fn with_context(self, what: impl FnOnce() -> String) -> Result<T, FileError>;
+}
+
+impl<T, E: fmt::Display> Context<T> for Result<T, E> {
+    fn with_context(self, what: impl FnOnce() -> String) -> Result<T, FileError> {
+        self.map_err(|e| FileError::Invalid(format!("{}: {e}", what())))
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,7 +82,7 @@ struct ServiceDef {
 
 impl ServiceDef {
     /// The service's check, validated; options without a `check` are an error, not ignored.
-    fn check(&self) -> anyhow::Result<Option<Arc<Check>>> {
+    fn check(&self) -> Result<Option<Arc<Check>>, FileError> {
         let Some(spec) = &self.check else {
             let orphan = self.check_interval.is_some()
                 || self.check_timeout.is_some()
@@ -57,7 +93,8 @@ impl ServiceDef {
             }
             return Ok(None);
         };
-        let mut check = Check::parse(spec)?;
+        let mut check =
+            Check::parse(spec).with_context(|| format!("service {}: check", self.name))?;
         let rise = self.check_rise.map(|n| n.to_string());
         let fall = self.check_fall.map(|n| n.to_string());
         for (option, value) in [
@@ -67,7 +104,9 @@ impl ServiceDef {
             ("fall", fall.as_deref()),
         ] {
             if let Some(value) = value {
-                check.set_option(option, value)?;
+                check
+                    .set_option(option, value)
+                    .with_context(|| format!("service {}: check_{option}", self.name))?;
             }
         }
         Ok(Some(Arc::new(check)))
@@ -129,11 +168,14 @@ impl<'de> Deserialize<'de> for OrderedPorts {
 }
 
 /// Reads and validates a file into tasks (version 0; [`StaticSource`] assigns versions).
-pub fn parse(path: &Path, text: &str) -> anyhow::Result<Vec<Task>> {
+pub fn parse(path: &Path, text: &str) -> Result<Vec<Task>, FileError> {
     let mut tasks = Vec::new();
     let mut names = Names::default();
     if path.extension().and_then(|e| e.to_str()) == Some("json") {
-        let file: File = serde_json::from_str(text).context("invalid JSON")?;
+        let file: File = serde_json::from_str(text).map_err(|e| FileError::Syntax {
+            format: "JSON",
+            reason: e.to_string(),
+        })?;
         for svc in file.services {
             add_service(svc, &mut tasks, &mut names)?;
         }
@@ -159,7 +201,10 @@ pub fn parse(path: &Path, text: &str) -> anyhow::Result<Vec<Task>> {
                 // A split the block finder got wrong (a header inside a multi-line string)
                 // cannot change the verdict: parse the whole text for the real error or data.
                 drop(chunked);
-                let file: File = toml::from_str(text).context("invalid TOML")?;
+                let file: File = toml::from_str(text).map_err(|e| FileError::Syntax {
+                    format: "TOML",
+                    reason: e.to_string(),
+                })?;
                 for svc in file.services {
                     add_service(svc, &mut tasks, &mut names)?;
                 }
@@ -175,7 +220,7 @@ pub fn parse(path: &Path, text: &str) -> anyhow::Result<Vec<Task>> {
 /// Fails on an endpoint listed twice. The ARN spells (cluster, service, id) and labels hold no
 /// `/`, so equal ARNs mean the same endpoint; sorting positions costs 4 bytes per endpoint where
 /// a set of the three names cost over a hundred.
-fn check_unique(tasks: &[Task]) -> anyhow::Result<()> {
+fn check_unique(tasks: &[Task]) -> Result<(), FileError> {
     let mut order: Vec<u32> = (0..tasks.len() as u32).collect();
     order.sort_unstable_by(|a, b| tasks[*a as usize].arn.cmp(&tasks[*b as usize].arn));
     for pair in order.windows(2) {
@@ -236,7 +281,7 @@ impl Names {
 }
 
 /// Validates one service of the file and appends its endpoints as tasks.
-fn add_service(svc: ServiceDef, tasks: &mut Vec<Task>, names: &mut Names) -> anyhow::Result<()> {
+fn add_service(svc: ServiceDef, tasks: &mut Vec<Task>, names: &mut Names) -> Result<(), FileError> {
     let cluster = dns_label(&svc.cluster)
         .with_context(|| format!("cluster {:?} is not a DNS label", svc.cluster))?;
     let name_label = dns_label(&svc.name)
@@ -366,106 +411,4 @@ impl StaticSource {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The whole-document parse, for comparison with the block-wise one.
-    fn whole(text: &str) -> Vec<Task> {
-        let file: File = toml::from_str(text).unwrap();
-        let mut tasks = Vec::new();
-        for svc in file.services {
-            add_service(svc, &mut tasks, &mut Names::default()).unwrap();
-        }
-        tasks
-    }
-
-    #[test]
-    fn block_wise_parse_equals_whole_parse() {
-        let text = r#"
-# endpoints
-[[service]]
-cluster = "prod"
-name = "web"
-[[service.endpoint]]
-id = "a"
-addresses = ["10.0.0.1"]
-ports = { http = 80, dns = { port = 53, protocol = "udp" } }
-
-  [[service]]
-name = "db"
-[[service.endpoint]]
-id = "b"
-addresses = ["10.0.0.2"]
-az = """
-[[service]]
-"""
-"#;
-        let path = Path::new("e.toml");
-        assert_eq!(
-            service_blocks(text).len(),
-            3,
-            "a naive split, fooled by the string"
-        );
-        assert_eq!(parse(path, text).unwrap(), whole(text));
-        let plain = text.replace("az = \"\"\"\n[[service]]\n\"\"\"\n", "");
-        assert_eq!(service_blocks(&plain).len(), 2);
-        assert_eq!(parse(path, &plain).unwrap(), whole(&plain));
-        let keyed = format!("bogus = 1\n{plain}");
-        assert_eq!(service_blocks(&keyed).len(), 1, "a prelude keeps one block");
-        let err = parse(path, &keyed).unwrap_err();
-        assert!(format!("{err:#}").contains("bogus"), "{err:#}");
-        let twice = format!("{plain}{}", &plain[plain.find("[[service]]").unwrap()..]);
-        let err = parse(path, &twice).unwrap_err();
-        assert!(format!("{err:#}").contains("appears twice"), "{err:#}");
-    }
-}
-
-/// Fuzz-style property: endpoint files cut, spliced and altered from a valid one, and arbitrary
-/// text, parse to tasks or to an error; never a panic.
-#[cfg(test)]
-mod fuzz {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    const VALID: &str = "[[service]]\ncluster = \"prod\"\nname = \"web\"\ncheck = \"http:http/healthz\"\n\
-        check_interval = \"500ms\"\n[[service.endpoint]]\nid = \"w1\"\naddresses = [\"10.0.0.1\", \"fd00::1\"]\n\
-        ports = { http = 8080, dns = { port = 53, protocol = \"udp\" } }\naz = \"us-east-1a\"\n\
-        health = \"HEALTHY\"\n[[service]]\nname = \"api\"\n[[service.endpoint]]\nid = \"a1\"\n\
-        addresses = [\"10.0.0.2\"]\n";
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(3000))]
-
-        #[test]
-        fn mutated_files_never_panic(
-            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..4), 0..8),
-            json in any::<bool>(),
-        ) {
-            let mut bytes = VALID.as_bytes().to_vec();
-            for (at, byte, op) in edits {
-                if bytes.is_empty() {
-                    break;
-                }
-                let i = at.index(bytes.len());
-                match op {
-                    0 => bytes[i] = byte,
-                    1 => bytes.truncate(i),
-                    2 => bytes.insert(i, byte),
-                    _ => { bytes.remove(i); }
-                }
-            }
-            let text = String::from_utf8_lossy(&bytes);
-            let path = if json { "e.json" } else { "e.toml" };
-            if let Ok(tasks) = parse(Path::new(path), &text) {
-                let _ = StaticSource::default().load(tasks);
-            }
-        }
-
-        #[test]
-        fn arbitrary_text_never_panics(text in ".{0,300}") {
-            let _ = parse(Path::new("e.toml"), &text);
-            let _ = parse(Path::new("e.json"), &text);
-        }
-    }
-}
+mod tests;
