@@ -9,9 +9,10 @@ use hickory_proto::rr::RecordType;
 use testkit::http::{get, metric};
 use testkit::{Process, query, tcp, udp_raw};
 
-#[test]
-fn rate_limited_clients_get_truncation_and_tcp_still_answers() {
-    let p = Process::start(&[
+/// The demo with UDP answers limited to 50 a second per prefix, every `slip`-th limited one sent
+/// truncated.
+fn rate_limited_demo(slip: &str) -> Process {
+    Process::start(&[
         "demo",
         "--dns-addr",
         "127.0.0.1:0",
@@ -19,8 +20,13 @@ fn rate_limited_clients_get_truncation_and_tcp_still_answers() {
         "--rrl-rate",
         "50",
         "--rrl-slip",
-        "2",
-    ]);
+        slip,
+    ])
+}
+
+#[test]
+fn rate_limited_clients_get_truncation_and_tcp_still_answers() {
+    let p = rate_limited_demo("2");
     let name = "web.demo.ecs.internal.";
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     // Room for every reply of the burst (the kernel caps it at twice net.core.rmem_max).
@@ -198,16 +204,7 @@ fn burst_from(ip: &str, ports: usize, queries: u16, dns: std::net::SocketAddr) -
 fn each_prefix_gets_exactly_its_rate_however_many_ports_it_uses() {
     // UDP workers default to one per core; with two or more each has its own socket, and the
     // kernel steers a prefix's queries to one of them (the limiter there has the whole rate).
-    let p = Process::start(&[
-        "demo",
-        "--dns-addr",
-        "127.0.0.1:0",
-        "--no-churn",
-        "--rrl-rate",
-        "50",
-        "--rrl-slip",
-        "0",
-    ]);
+    let p = rate_limited_demo("0");
     for ip in ["127.0.0.1", "127.0.1.1"] {
         let (full, took) = burst_from(ip, 16, 200, p.dns);
         // The bucket starts full (50) and refills 50 tokens a second while the burst goes out.

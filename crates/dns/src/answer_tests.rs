@@ -44,33 +44,16 @@ fn a_negative_answer_that_does_not_fit_512_bytes_is_truncated_not_oversized() {
 
 /// ECS's largest service: 5,000 tasks in one service.
 fn big_service() -> Answerer {
-    use model::{Health, Port, Protocol, Task, TaskGroup, TaskStatus, Update};
+    use model::Update;
     use registry::{Registry, RegistryConfig};
     let registry = Registry::new(RegistryConfig::default());
     registry.apply_batch((0..5_000u32).map(|i| {
-        Update::Upsert(Task {
-            arn: format!("arn:aws:ecs:r:1:task/c/{i:032x}").into(),
-            cluster: "c".into(),
-            group: TaskGroup::Service("big".into()),
-            version: 1,
-            last_status: TaskStatus::Running,
-            desired_status: TaskStatus::Running,
-            health: Health::Healthy,
-            health_checked: true,
-            addresses: Box::new([std::net::IpAddr::V4(std::net::Ipv4Addr::from(
-                0x0a00_0000 + i,
-            ))]),
-            ports: Box::new([Port {
-                name: "http".into(),
-                port: 8080,
-                protocol: Protocol::Tcp,
-            }]),
-            az: None,
-            task_definition: None,
-            container_instance: None,
-            started_at: None,
-            check: None,
-        })
+        Update::Upsert(crate::test_tasks::running(
+            format!("arn:aws:ecs:r:1:task/c/{i:032x}"),
+            "big",
+            std::net::Ipv4Addr::from(0x0a00_0000 + i),
+            1,
+        ))
     }));
     let table = Arc::new(AnswerTable::new(ZoneConfig::new("ecs.internal.").unwrap()).unwrap());
     crate::follow::sync_once(&registry, &table, 0);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
-use model::{Health, Port, Protocol, Task, TaskGroup, TaskStatus, Update};
+use model::{Task, Update};
 use registry::{Registry, RegistryConfig};
 
 use crate::table::wire_key;
@@ -33,27 +33,12 @@ fn arn(service: usize, slot: usize) -> String {
 }
 
 fn task(service: usize, slot: usize, version: u64) -> Task {
-    Task {
-        arn: arn(service, slot).into(),
-        cluster: "c".into(),
-        group: TaskGroup::Service(format!("svc{service}").into()),
+    crate::test_tasks::running(
+        arn(service, slot),
+        &format!("svc{service}"),
+        ip(service, slot),
         version,
-        last_status: TaskStatus::Running,
-        desired_status: TaskStatus::Running,
-        health: Health::Healthy,
-        health_checked: true,
-        addresses: Box::new([IpAddr::V4(ip(service, slot))]),
-        ports: Box::new([Port {
-            name: "http".into(),
-            port: 8080,
-            protocol: Protocol::Tcp,
-        }]),
-        az: None,
-        task_definition: None,
-        container_instance: None,
-        started_at: None,
-        check: None,
-    }
+    )
 }
 
 fn service_name(service: usize) -> String {

@@ -30,6 +30,8 @@ pub mod served;
 mod server;
 mod steer;
 mod table;
+#[cfg(test)]
+mod test_tasks;
 mod tsig;
 mod version;
 mod wire;
