@@ -107,6 +107,13 @@ fn dependencies_flow_one_way() {
                 "aws-", "hickory-", "anyhow", "clap", "ecs", "dns", "reqwest",
             ],
         ),
+        (
+            "ingest",
+            &[
+                "registry", "ecs", "dns", "api", "health", "aws-", "hickory-", "axum", "anyhow",
+                "clap",
+            ],
+        ),
         ("testkit", &["aws-", "axum"]),
     ];
     for (krate, banned) in forbidden {

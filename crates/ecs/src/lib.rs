@@ -38,7 +38,7 @@ pub use translate::{
     check_from_labels,
 };
 #[cfg(feature = "aws")]
-pub use watcher::{Batch, ClusterConfig, Sink, WatchConfig, Watcher};
+pub use watcher::{ClusterConfig, WatchConfig, Watcher};
 
 /// A poisoned lock means a panic elsewhere mid-update of a cache or a status; both are still
 /// usable, so keep going rather than cascade the panic.

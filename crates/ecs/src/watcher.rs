@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use model::Update;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::aws::{AwsError, AwsSettings, assume_role, load_config};
@@ -16,34 +15,7 @@ use crate::pacer::Pacer;
 use crate::status::WatchStatus;
 use crate::{ClusterMap, Decoder, reconcile, sqs};
 
-/// What the registry's channel carries: updates, and an optional acknowledgement that they were
-/// applied (with the registry generation reached).
-pub type Batch = (Vec<Update>, Option<oneshot::Sender<u64>>);
-
-/// The registry went away (shutting down).
-#[derive(Debug, Clone, Copy)]
-pub struct SinkClosed;
-
-/// Where updates go: the registry's applier.
-#[derive(Clone)]
-pub struct Sink(mpsc::Sender<Batch>);
-
-impl Sink {
-    /// Wraps the registry's channel.
-    pub fn new(tx: mpsc::Sender<Batch>) -> Self {
-        Self(tx)
-    }
-
-    /// Sends updates and waits until they are applied.
-    pub async fn apply(&self, updates: Vec<Update>) -> Result<u64, SinkClosed> {
-        let (ack, applied) = oneshot::channel();
-        self.0
-            .send((updates, Some(ack)))
-            .await
-            .map_err(|_| SinkClosed)?;
-        applied.await.map_err(|_| SinkClosed)
-    }
-}
+pub use ingest::Sink;
 
 /// One watched cluster.
 #[derive(Debug, Clone)]

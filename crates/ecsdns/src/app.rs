@@ -5,14 +5,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use dns::{AnswerTable, Answerer, DnsMetrics, DnsServer, ServerConfig};
-use ecs::Batch;
 use model::Update;
 use registry::{Registry, RegistryConfig};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::background::{
@@ -37,7 +36,7 @@ pub struct App {
     pub local: Arc<LocalSources>,
     dns_addr: SocketAddr,
     http_addr: Option<SocketAddr>,
-    updates: mpsc::Sender<Batch>,
+    updates: ingest::Sink,
     synced: watch::Receiver<u64>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -88,8 +87,16 @@ impl App {
             synced.clone(),
             Arc::clone(&visible),
         ));
-        let (updates, rx) = mpsc::channel::<Batch>(1024);
-        tasks.spawn(apply_updates(Arc::clone(&registry), rx, applied_tx));
+        // The one applier: every source below sends through `updates`.
+        let (updates, inbox) = ingest::channel(1024);
+        let applier = Arc::clone(&registry);
+        tasks.spawn(inbox.run(
+            move |batch| applier.apply_batch(batch),
+            // Full only if the tracker is far behind: then skipping a sample is the right cost.
+            move |generation, received| {
+                let _ = applied_tx.try_send((generation, received));
+            },
+        ));
         tasks.spawn(prune_tombstones(Arc::clone(&registry), stopped.clone()));
         let health = Arc::new(health::HealthMetrics::default());
         start_prober(
@@ -97,7 +104,6 @@ impl App {
             updates.clone(),
             Arc::clone(&health),
             stopped.clone(),
-            &mut tasks,
         )?;
         tasks.spawn(report_problems(Arc::clone(&registry), stopped.clone()));
 
@@ -133,8 +139,8 @@ impl App {
                 ecs_burst: (settings.ecs.api_rate * 2.0).max(1.0),
                 ..Default::default()
             };
-            let sink = ecs::Sink::new(updates.clone());
-            let watcher = ecs::Watcher::start(config, sink, stopped.clone(), &mut tasks).await;
+            let watcher =
+                ecs::Watcher::start(config, updates.clone(), stopped.clone(), &mut tasks).await;
             Some(Arc::new(watcher))
         };
         let local = Arc::new(LocalSources::default());
@@ -357,7 +363,7 @@ impl App {
                     _ = stopping.changed() => return,
                 }
                 let batch = decode(sim.tick(churn.is_some()), &sim);
-                if !batch.is_empty() && updates.send((batch, None)).await.is_err() {
+                if !batch.is_empty() && updates.send(batch).await.is_err() {
                     return;
                 }
             }
@@ -385,16 +391,11 @@ impl App {
 }
 
 async fn ingest(
-    updates: &mpsc::Sender<Batch>,
+    updates: &ingest::Sink,
     synced: &watch::Receiver<u64>,
     batch: Vec<Update>,
 ) -> anyhow::Result<()> {
-    let (ack, applied) = oneshot::channel();
-    updates
-        .send((batch, Some(ack)))
-        .await
-        .context("registry applier stopped")?;
-    let generation = applied.await.context("registry applier stopped")?;
+    let generation = updates.apply(batch).await?;
     let mut synced = synced.clone();
     synced
         .wait_for(|g| *g >= generation)
@@ -407,37 +408,6 @@ async fn ingest(
 const ENDPOINTS_SOURCE: &str = "endpoints-file";
 /// Readiness name of the demo simulator.
 const DEMO_SOURCE: &str = "demo";
-
-/// The one applier: drains the channel in batches so a burst costs one snapshot per service.
-/// Tells `applied` each new generation and when its first updates arrived.
-async fn apply_updates(
-    registry: Arc<Registry>,
-    mut rx: mpsc::Receiver<Batch>,
-    applied: mpsc::Sender<(u64, Instant)>,
-) {
-    while let Some((mut batch, ack)) = rx.recv().await {
-        let received = Instant::now();
-        let mut acks = vec![ack];
-        while batch.len() < 4096 {
-            match rx.try_recv() {
-                Ok((more, ack)) => {
-                    batch.extend(more);
-                    acks.push(ack);
-                }
-                Err(_) => break,
-            }
-        }
-        let before = registry.generation();
-        let generation = registry.apply_batch(batch);
-        if generation != before {
-            // Full only if the tracker is far behind: then skipping a sample is the right cost.
-            let _ = applied.try_send((generation, received));
-        }
-        for ack in acks.into_iter().flatten() {
-            let _ = ack.send(generation);
-        }
-    }
-}
 
 /// What identifies a version of the endpoints file: modification time and length.
 fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {

@@ -10,11 +10,8 @@ use anyhow::Context;
 use model::Update;
 use registry::Registry;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 
 use crate::state_file;
-
-use ecs::Batch;
 
 /// How long a removed task's tombstone is kept to recognise late, older events.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(600);
@@ -24,12 +21,10 @@ const TOMBSTONE_TTL: Duration = Duration::from_secs(600);
 /// verdicts to the applier.
 pub(crate) fn start_prober(
     registry: Arc<Registry>,
-    updates: mpsc::Sender<Batch>,
+    updates: ingest::Sink,
     metrics: Arc<health::HealthMetrics>,
     stopped: watch::Receiver<bool>,
-    tasks: &mut JoinSet<()>,
 ) -> anyhow::Result<()> {
-    let (out, mut verdicts) = mpsc::channel::<Vec<Update>>(1024);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -39,20 +34,13 @@ pub(crate) fn start_prober(
         .spawn(move || {
             runtime.block_on(health::run(
                 registry,
-                out,
+                updates,
                 metrics,
                 health::HealthConfig::default(),
                 stopped,
             ));
         })
         .context("cannot start the health-check thread")?;
-    tasks.spawn(async move {
-        while let Some(batch) = verdicts.recv().await {
-            if updates.send((batch, None)).await.is_err() {
-                return;
-            }
-        }
-    });
     Ok(())
 }
 

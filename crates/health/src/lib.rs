@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use model::{Check, CheckPort, CheckState, ServiceKey, Update};
 use registry::{Registry, ServiceSnapshot};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -83,7 +83,7 @@ impl Drop for Target {
 
 /// Everything the per-task loops share.
 struct Shared {
-    out: mpsc::Sender<Vec<Update>>,
+    out: ingest::Sink,
     metrics: Arc<HealthMetrics>,
     permits: Semaphore,
 }
@@ -91,7 +91,7 @@ struct Shared {
 /// Runs the prober until `stop` turns true or the registry side of `out` closes.
 pub async fn run(
     registry: Arc<Registry>,
-    out: mpsc::Sender<Vec<Update>>,
+    out: ingest::Sink,
     metrics: Arc<HealthMetrics>,
     config: HealthConfig,
     mut stop: watch::Receiver<bool>,
@@ -209,7 +209,7 @@ impl Prober {
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(task = %arn, reason, "active check cannot be probed");
                     let update = verdict(&arn, false, reason.clone());
-                    let _ = self.shared.out.try_send(vec![update]);
+                    let _ = self.shared.out.offer(vec![update]);
                     None
                 }
             };
