@@ -172,6 +172,25 @@ fn services_endpoints_health_tasks_and_sd() {
         .map(|e| e["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["unhealthy", "passing"]);
+    // A DNS name only for what DNS serves: the unhealthy one (beside a healthy one) has none.
+    let dns_names: Vec<&serde_json::Value> = mixed["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["dnsName"])
+        .collect();
+    assert!(dns_names[0].is_null(), "{mixed}");
+    assert_eq!(dns_names[1], "ok.mixed.prod.ecs.internal");
+    // Fail-open serves the sick ones, so they have their names.
+    let sick_all = ok(get(&format!("{api}/v1/health/prod/sick")));
+    assert!(
+        sick_all["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["dnsName"].is_string()),
+        "{sick_all}"
+    );
     let passing = ok(get(&format!("{api}/v1/health/prod/mixed?passing")));
     assert_eq!(names(&passing, "endpoints", "taskId"), ["ok"]);
     let sick = ok(get(&format!("{api}/v1/health/prod/sick?passing")));

@@ -74,8 +74,9 @@ pub struct Endpoint {
     pub cluster: String,
     /// Service (or standalone group) label it is served under.
     pub service: String,
-    /// The per-task DNS name.
-    pub dns_name: String,
+    /// The per-task DNS name, while DNS serves the task (`null` otherwise: not served, or an id
+    /// that cannot be a DNS label).
+    pub dns_name: Option<String>,
     /// Passing, unhealthy, starting or draining.
     pub state: EndpointState,
     /// Whether DNS serves it now (passing, or live under fail-open).
@@ -167,12 +168,9 @@ impl Endpoint {
             task_arn: t.arn.to_string(),
             cluster: snapshot.key.cluster.clone(),
             service: snapshot.key.name.clone(),
-            dns_name: format!(
-                "{}.{}.{}.{zone}",
-                t.id().to_ascii_lowercase(),
-                snapshot.key.name,
-                snapshot.key.cluster
-            ),
+            dns_name: model::task_label(t.id())
+                .filter(|_| view.served)
+                .map(|l| model::task_fqdn(&l, &snapshot.key.name, &snapshot.key.cluster, zone)),
             state: EndpointState::of(view),
             served: view.served,
             addresses: t.addresses.to_vec(),
@@ -246,7 +244,7 @@ impl ServiceSummary {
             service: snapshot.key.name.clone(),
             kind: kind.to_string(),
             ecs_name: ecs_name.to_string(),
-            dns_name: format!("{}.{}.{zone}", snapshot.key.name, snapshot.key.cluster),
+            dns_name: model::service_fqdn(&snapshot.key.name, &snapshot.key.cluster, zone),
             index: snapshot.generation,
             tasks: snapshot.tasks.len(),
             passing: 0,

@@ -157,12 +157,9 @@ impl Preparer<'_> {
         let mut served = Vec::new();
         for view in snapshot.served_views() {
             let task = view.task.as_ref();
-            let Ok(id) = model::dns_label(task.id()) else {
+            let Some(id) = model::task_label(task.id()) else {
                 continue;
             };
-            if id.starts_with('_') {
-                continue;
-            }
             let task_name =
                 service
                     .prepend_label(id.as_bytes())

@@ -10,7 +10,7 @@ mod naming;
 mod task;
 
 pub use check::{Check, CheckError, CheckKind, CheckPort, CheckState};
-pub use naming::{NameError, dns_label, port_label};
+pub use naming::{NameError, dns_label, port_label, service_fqdn, task_fqdn, task_label};
 pub use task::{
     ContainerInstance, Health, InstanceStatus, Port, Protocol, ServiceKey, Task, TaskGroup,
     TaskStatus, Update,

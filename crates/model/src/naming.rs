@@ -58,9 +58,44 @@ pub fn port_label(port_name: &str) -> Result<String, NameError> {
     Ok(format!("_{label}"))
 }
 
+/// The naming schema in one place: a service `S` of cluster `C` is `S.C.zone`, each served task
+/// `T.S.C.zone` (`T`: its id's label), each named port `_port._proto.S.C.zone`. DNS prepares these
+/// names and the API shows them, from these functions, so the two never disagree.
+///
+/// The task's own label: its id lower-cased, `None` when the id cannot be a label or starts with
+/// `_` (which would collide with port names); such a task gets no DNS name and is not served.
+pub fn task_label(task_id: &str) -> Option<String> {
+    dns_label(task_id).ok().filter(|l| !l.starts_with('_'))
+}
+
+/// `S.C.zone` (no trailing dot; `zone` as given).
+pub fn service_fqdn(service: &str, cluster: &str, zone: &str) -> String {
+    format!("{service}.{cluster}.{}", zone.trim_end_matches('.'))
+}
+
+/// `T.S.C.zone` for a task label from [`task_label`].
+pub fn task_fqdn(task_label: &str, service: &str, cluster: &str, zone: &str) -> String {
+    format!("{task_label}.{}", service_fqdn(service, cluster, zone))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_names() {
+        assert_eq!(task_label("0A1b"), Some("0a1b".to_string()));
+        assert_eq!(task_label("_http"), None);
+        assert_eq!(task_label("no/slash"), None);
+        assert_eq!(
+            service_fqdn("web", "prod", "ecs.internal."),
+            "web.prod.ecs.internal"
+        );
+        assert_eq!(
+            task_fqdn("0a1b", "web", "prod", "ecs.internal"),
+            "0a1b.web.prod.ecs.internal"
+        );
+    }
 
     #[test]
     fn labels() {
