@@ -91,6 +91,7 @@ impl App {
         let (updates, inbox) = ingest::channel(1024);
         let applier = Arc::clone(&registry);
         tasks.spawn(inbox.run(
+            registry.generation(),
             move |batch| applier.apply_batch(batch),
             // Full only if the tracker is far behind: then skipping a sample is the right cost.
             move |generation, received| {

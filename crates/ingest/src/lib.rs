@@ -79,13 +79,15 @@ impl Inbox {
     /// The applier: until every sink is dropped, takes a batch, adds whatever else is waiting
     /// (up to [`MAX_BATCH`] updates), hands them to `apply` (which returns the generation
     /// reached), acknowledges every sender that asked, and calls `changed(generation, received)`
-    /// when the generation moved (`received`: when the first of those updates arrived).
+    /// when the generation moved past the last one (`start` at first; `received`: when the
+    /// first of those updates arrived).
     pub async fn run(
         mut self,
+        start: u64,
         mut apply: impl FnMut(Vec<Update>) -> u64,
         mut changed: impl FnMut(u64, Instant),
     ) {
-        let mut last = None;
+        let mut last = start;
         while let Some(Batch { mut updates, ack }) = self.0.recv().await {
             let received = Instant::now();
             let mut acks = vec![ack];
@@ -99,9 +101,9 @@ impl Inbox {
                 }
             }
             let generation = apply(updates);
-            if last != Some(generation) {
+            if generation != last {
                 changed(generation, received);
-                last = Some(generation);
+                last = generation;
             }
             for ack in acks.into_iter().flatten() {
                 let _ = ack.send(generation);
@@ -137,6 +139,7 @@ mod tests {
         let (changes_tx, mut changes) = mpsc::unbounded_channel();
         let mut generation = 0;
         let applier = tokio::spawn(inbox.run(
+            0,
             move |updates| {
                 generation += 1;
                 let _ = batches_tx.send(updates.len());
