@@ -13,6 +13,8 @@ command -v kdig >/dev/null 2>&1 || missing+=(knot-dnsutils)
 [ -x /usr/sbin/nsd ] || missing+=(nsd)
 # unbound: the caching resolver in front of ecsdns in the rolling-deploy test and benchmark.
 [ -x /usr/sbin/unbound ] || missing+=(unbound)
+# HAProxy: a real SRV/A client (server-template slots filled by its own resolver).
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 # musl-gcc builds the musl getaddrinfo client (Alpine's stub resolver) of the client tests.
 command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
 # Python 3 runs each simulated task's HTTP server in the rolling-deploy test.
