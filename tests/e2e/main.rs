@@ -22,6 +22,7 @@ mod faults;
 mod fixture;
 mod haproxy;
 mod health;
+mod prometheus;
 mod rolling;
 mod same_az;
 mod static_source;
