@@ -20,6 +20,7 @@ mod ecs_aws;
 mod ecs_watch;
 mod faults;
 mod fixture;
+mod go_resolver;
 mod haproxy;
 mod health;
 mod prometheus;

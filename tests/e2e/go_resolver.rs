@@ -1,0 +1,134 @@
+//! Go's own DNS resolver (`GODEBUG=netdns=go`, what most Go services and sidecars use): a small
+//! program built with the Debian Go toolchain looks up A and SRV records through a resolv.conf
+//! pointing at `ecsdns demo` on port 53, inside a private mount namespace.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use hickory_proto::rr::{RData, RecordType};
+use testkit::{Process, query, tcp};
+
+use crate::fixture::temp_dir;
+
+const PROGRAM: &str = r#"package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+)
+
+func main() {
+	r := &net.Resolver{PreferGo: true}
+	ctx := context.Background()
+	switch os.Args[1] {
+	case "host":
+		addrs, err := r.LookupHost(ctx, os.Args[2])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		for _, a := range addrs {
+			fmt.Println(a)
+		}
+	case "srv":
+		_, srvs, err := r.LookupSRV(ctx, "", "", os.Args[2])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		for _, s := range srvs {
+			fmt.Printf("%s:%d\n", s.Target, s.Port)
+		}
+	}
+}
+"#;
+
+/// Builds the program (static: the pure Go resolver, no cgo).
+fn build(dir: &Path) -> std::path::PathBuf {
+    std::fs::write(dir.join("main.go"), PROGRAM).unwrap();
+    std::fs::write(dir.join("go.mod"), "module resolve\n\ngo 1.19\n").unwrap();
+    let bin = dir.join("resolve-go");
+    let out = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(dir)
+        .env("CGO_ENABLED", "0")
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GOPATH", dir.join("gopath"))
+        .env("GOFLAGS", "-mod=mod")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run go ({e}); ./test.sh installs golang-go"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin
+}
+
+/// Runs one lookup with a resolv.conf naming only `server`.
+fn lookup(dir: &Path, bin: &Path, server: &str, kind: &str, name: &str) -> BTreeSet<String> {
+    let conf = dir.join("resolv.conf");
+    std::fs::write(&conf, format!("nameserver {server}\n")).unwrap();
+    let script = format!(
+        "mount --bind {} /etc/resolv.conf && GODEBUG=netdns=go exec {} {kind} {name}",
+        conf.display(),
+        bin.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "go {kind} {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn gos_resolver_gets_every_address_and_srv_record() {
+    let dir = temp_dir("go-resolver");
+    let server = "127.0.0.79";
+    let demo = Process::start(&["demo", "--dns-addr", &format!("{server}:53"), "--no-churn"]);
+    let bin = build(&dir);
+    for service in ["web", "fleet"] {
+        let name = format!("{service}.demo.ecs.internal.");
+        let want_a: BTreeSet<String> = tcp(demo.dns, &query(&name, RecordType::A))
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(a.0.to_string()),
+                _ => None,
+            })
+            .collect();
+        let want_srv: BTreeSet<String> = tcp(demo.dns, &query(&name, RecordType::SRV))
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::SRV(s) => Some(format!("{}:{}", s.target.to_ascii(), s.port)),
+                _ => None,
+            })
+            .collect();
+        assert!(!want_a.is_empty() && !want_srv.is_empty());
+        // 60 records do not fit a UDP answer: Go retries over TCP and gets them all.
+        assert_eq!(
+            lookup(&dir, &bin, server, "host", &name),
+            want_a,
+            "{name} A"
+        );
+        assert_eq!(
+            lookup(&dir, &bin, server, "srv", &name),
+            want_srv,
+            "{name} SRV"
+        );
+    }
+}
