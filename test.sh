@@ -19,6 +19,8 @@ command -v kdig >/dev/null 2>&1 || missing+=(knot-dnsutils)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 # Go's own resolver (most Go services): a small lookup program built with the Debian toolchain.
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
+# BIND 9 as a second kind of secondary (TSIG-signed refreshes and transfers, NOTIFY).
+[ -x /usr/sbin/named ] || missing+=(bind9)
 # musl-gcc builds the musl getaddrinfo client (Alpine's stub resolver) of the client tests.
 command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
 # Python 3 runs each simulated task's HTTP server in the rolling-deploy test.

@@ -9,6 +9,7 @@
 
 mod abuse;
 mod api;
+mod bind_secondary;
 mod browser;
 mod cli;
 mod clients;

@@ -9,10 +9,10 @@ use testkit::{Process, eventually, kdig};
 
 use crate::fixture::temp_dir;
 
-const SECRET: &str = "ZWNzZG5zLXRyYW5zZmVyLXRlc3Qta2V5LTMyYnl0ZXMh";
+pub(crate) const SECRET: &str = "ZWNzZG5zLXRyYW5zZmVyLXRlc3Qta2V5LTMyYnl0ZXMh";
 const WRONG: &str = "d3Jvbmctd3Jvbmctd3Jvbmctd3Jvbmctd3JvbmctIQ==";
 
-fn endpoints(n: usize) -> String {
+pub(crate) fn endpoints(n: usize) -> String {
     let mut f = String::from("[[service]]\nname = \"web\"\n");
     for i in 1..=n {
         f.push_str(&format!(
@@ -22,7 +22,7 @@ fn endpoints(n: usize) -> String {
     f
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -30,7 +30,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Knot(Child);
+pub(crate) struct Knot(pub(crate) Child);
 
 impl Drop for Knot {
     fn drop(&mut self) {
@@ -70,7 +70,7 @@ fn start_knot(dir: &std::path::Path, port: u16, primary: SocketAddr) -> Knot {
 }
 
 /// The zone's SOA serial at `server`, or `None` while it does not answer (Knot starting).
-fn serial(server: SocketAddr) -> Option<u32> {
+pub(crate) fn serial(server: SocketAddr) -> Option<u32> {
     let at = format!("@{}", server.ip());
     let port = server.port().to_string();
     kdig_any(&[
@@ -89,7 +89,7 @@ fn serial(server: SocketAddr) -> Option<u32> {
 }
 
 /// The answer lines of a query, sorted (rotation differs between servers).
-fn records(server: SocketAddr, name: &str, qtype: &str) -> Vec<String> {
+pub(crate) fn records(server: SocketAddr, name: &str, qtype: &str) -> Vec<String> {
     let mut v: Vec<String> = kdig(server, &["+short", "+tcp", name, qtype])
         .lines()
         .map(str::to_string)
@@ -255,6 +255,32 @@ fn knot_follows_by_axfr_then_notify_and_ixfr() {
         good.contains("10.0.0.5") && !good.contains("WARNING"),
         "{good}"
     );
+    // Ordinary queries signed with TSIG (a secondary's SOA refresh) get signed answers over
+    // UDP; a wrong secret gets NOTAUTH and no data.
+    let soa = kdig_any(&[
+        "@127.0.0.1",
+        "-p",
+        &port,
+        "-y",
+        &key,
+        "SOA",
+        "ecs.internal.",
+    ]);
+    assert!(
+        soa.contains("NOERROR") && soa.contains("SOA") && !soa.contains("WARNING"),
+        "{soa}"
+    );
+    let bad = kdig_any(&[
+        "@127.0.0.1",
+        "-p",
+        &port,
+        "-y",
+        &wrong,
+        "SOA",
+        "ecs.internal.",
+    ]);
+    assert!(bad.contains("NOTAUTH") || bad.contains("BADSIG"), "{bad}");
+    assert!(!bad.contains("hostmaster"), "{bad}");
     // Never over UDP.
     let udp = kdig_any(&[
         "@127.0.0.1",

@@ -99,6 +99,12 @@ impl Answerer {
     ) -> Outcome {
         out.clear();
         let (qtype, outcome) = match wire::parse(query) {
+            Ok(q) if q.signed => {
+                // Rare (a secondary's signed SOA refresh): answered, then signed or refused.
+                let outcome = self.answer(&q, transport, rotation, client, out);
+                let outcome = self.table.sign_answer(query, q.question_end, outcome, out);
+                (Some(q.qtype), outcome)
+            }
             Ok(q) => (
                 Some(q.qtype),
                 self.answer(&q, transport, rotation, client, out),

@@ -121,6 +121,9 @@ pub(crate) struct Query<'a> {
     pub(crate) qtype: u16,
     pub(crate) qclass: u16,
     pub(crate) edns: Option<Edns>,
+    /// Whether the last additional record is a TSIG (the answer must then be signed, or be
+    /// NOTAUTH: RFC 8945).
+    pub(crate) signed: bool,
 }
 
 impl Query<'_> {
@@ -288,6 +291,7 @@ pub(crate) fn parse(p: &[u8]) -> Result<Query<'_>, Reject> {
         qtype: 0,
         qclass: 0,
         edns: None,
+        signed: false,
     };
     let mut at = HEADER;
     loop {
@@ -362,6 +366,7 @@ pub(crate) fn parse(p: &[u8]) -> Result<Query<'_>, Reject> {
                 client_subnet: client_subnet(&p[rdata..rdata_end]),
             });
         }
+        q.signed = rtype == crate::tsig::TYPE_TSIG;
         at = end;
     }
     if qtype == TYPE_OPT || qtype == 0 {

@@ -255,6 +255,38 @@ impl AnswerTable {
         Some(messages)
     }
 
+    /// Signs the answer to a TSIG-signed query with the query's key (RFC 8945 5.3), or replaces
+    /// it with NOTAUTH carrying the TSIG error when the signature does not verify (5.3.2).
+    pub(crate) fn sign_answer(
+        &self,
+        query: &[u8],
+        question_end: usize,
+        outcome: crate::Outcome,
+        out: &mut Vec<u8>,
+    ) -> crate::Outcome {
+        let keys = &self.zone.transfer.tsig_keys;
+        let now = now_secs();
+        match tsig::verify(query, keys, now) {
+            Verdict::Valid(signed) => {
+                tsig::sign_all(std::slice::from_mut(out), &signed, keys, now);
+                outcome
+            }
+            Verdict::Unsigned => outcome,
+            Verdict::Invalid {
+                error,
+                key_name,
+                original_id,
+            } => {
+                *out = self.refusal(query, question_end, Rcode::NotAuth);
+                tsig::push_tsig(out, &key_name, now, &[], original_id, error as u16);
+                crate::Outcome::Answered {
+                    rcode: Rcode::NotAuth as u16,
+                    truncated: false,
+                }
+            }
+        }
+    }
+
     /// The apex SOA record (after its owner) with the current serial.
     pub(crate) fn current_soa(&self) -> Option<Box<[u8]>> {
         let version = self.version();
