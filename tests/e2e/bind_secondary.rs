@@ -7,10 +7,12 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use testkit::{Process, eventually};
+use testkit::eventually;
 
 use crate::fixture::temp_dir;
-use crate::transfer::{Knot as Secondary, SECRET, endpoints, free_port, records, serial};
+use crate::transfer::{
+    Knot as Secondary, SECRET, endpoints, primary_with_secondary, records, serial,
+};
 
 fn start_named(dir: &std::path::Path, port: u16, primary: SocketAddr) -> Secondary {
     let conf = dir.join("named.conf");
@@ -46,31 +48,10 @@ fn start_named(dir: &std::path::Path, port: u16, primary: SocketAddr) -> Seconda
 #[test]
 fn bind_follows_by_axfr_then_notify_and_ixfr() {
     let dir = temp_dir("bind-secondary");
-    let file = dir.join("endpoints.toml");
-    std::fs::write(&file, endpoints(3)).unwrap();
-    let keys = dir.join("tsig.keys");
-    std::fs::write(&keys, format!("xfr:hmac-sha256:{SECRET}\n")).unwrap();
-    let port = free_port();
-    let notify = format!("127.0.0.1:{port}");
-    let p = Process::start(&[
-        "serve",
-        "--dns-addr",
-        "127.0.0.1:0",
-        "--endpoints",
-        file.to_str().unwrap(),
-        "--endpoints-poll",
-        "50ms",
-        "--allow-transfer",
-        "127.0.0.1/32",
-        "--tsig-key-file",
-        keys.to_str().unwrap(),
-        "--notify",
-        &notify,
-    ]);
+    let (p, file, bind) = primary_with_secondary(&dir);
     let named_dir = dir.join("named");
     std::fs::create_dir_all(&named_dir).unwrap();
-    let _named = start_named(&named_dir, port, p.dns);
-    let bind: SocketAddr = notify.parse().unwrap();
+    let _named = start_named(&named_dir, bind.port(), p.dns);
     let log = || std::fs::read_to_string(named_dir.join("named.log")).unwrap_or_default();
 
     let ours = serial(p.dns).unwrap();
@@ -93,7 +74,7 @@ fn bind_follows_by_axfr_then_notify_and_ixfr() {
     }
     for n in [4, 2] {
         let before = serial(p.dns).unwrap();
-        std::fs::write(&file, endpoints(n)).unwrap();
+        crate::fixture::write_atomic(&file, endpoints(n));
         let target = eventually(Duration::from_secs(5), "our serial to move", || {
             serial(p.dns).filter(|s| *s != before)
         });

@@ -60,19 +60,7 @@ fn build(dir: &Path, compiler: &str) -> PathBuf {
 /// Runs `bin NAME` with a resolv.conf naming only `server` (port 53), in its own mount
 /// namespace; the addresses it printed, or its error.
 fn resolve(dir: &Path, bin: &Path, server: &str, name: &str) -> Result<BTreeSet<String>, String> {
-    let conf = dir.join("resolv.conf");
-    std::fs::write(
-        &conf,
-        format!("nameserver {server}\noptions timeout:2 attempts:2\n"),
-    )
-    .unwrap();
-    let script = format!(
-        "mount --bind {} /etc/resolv.conf && exec {} {name}",
-        conf.display(),
-        bin.display()
-    );
-    let out = Command::new("unshare")
-        .args(["-m", "sh", "-c", &script])
+    let out = crate::fixture::with_resolv_conf(dir, server, &format!("{} {name}", bin.display()))
         .output()
         .unwrap();
     if !out.status.success() {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use testkit::http::request;
 use testkit::{Process, dig, ecsdns_bin, eventually};
 
-use crate::fixture::{serve_endpoints, temp_dir};
+use crate::fixture::{serve_endpoints, temp_dir, write_atomic as write};
 
 const TOKEN: &str = "drain-test-token";
 
@@ -30,13 +30,6 @@ fn file(web: &[(&str, &str)]) -> String {
     s.push_str(&endpoint("db-1", "10.0.1.1", Some("HEALTHY")));
     s.push_str(&endpoint("db-sick", "10.0.1.2", Some("UNHEALTHY")));
     s
-}
-
-/// Writes the endpoints file atomically (as an operator's deploy tool should).
-fn write(path: &std::path::Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
 }
 
 fn now_ms() -> u64 {
@@ -68,7 +61,7 @@ fn served_a(p: &Process) -> Vec<String> {
 fn start(name: &str, web: &[(&str, &str)]) -> (Process, std::path::PathBuf) {
     let dir = temp_dir(name);
     let path = dir.join("endpoints.toml");
-    write(&path, &file(web));
+    write(&path, file(web));
     let tokens = dir.join("tokens");
     std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
     let p = serve_endpoints(
@@ -121,7 +114,7 @@ fn drain_answers_follow_what_dns_served() {
 
     // web-1 leaves the file: a waiting request returns when the cached answers have expired.
     let removed = now_ms();
-    write(&path, &file(&[("web-2", "10.0.0.2")]));
+    write(&path, file(&[("web-2", "10.0.0.2")]));
     let waiter = {
         let arn = arn.clone();
         let api = p.api.unwrap();
@@ -311,7 +304,7 @@ fn wrapper_holds_sigterm_until_safe_and_forwards_the_rest() {
     assert!(w.try_wait().unwrap().is_none());
 
     let removed = Instant::now();
-    write(&path, &file(&[("web-1", "10.0.0.1")]));
+    write(&path, file(&[("web-1", "10.0.0.1")]));
     let (code, err) = wait_exit(&mut w, Duration::from_secs(10));
     let took = removed.elapsed();
     assert_eq!(code, 7, "the child's exit status: {err}");

@@ -143,3 +143,39 @@ pub fn rules() -> &'static Server {
         })
     })
 }
+
+/// A command for `unshare -m` that runs `command` with `dir/resolv.conf` (naming only `server`,
+/// port 53) bind-mounted over /etc/resolv.conf, in the private mount namespace only: for clients
+/// that read nothing but /etc/resolv.conf. The machine's own file is never touched.
+pub fn with_resolv_conf(
+    dir: &std::path::Path,
+    server: &str,
+    command: &str,
+) -> std::process::Command {
+    let conf = dir.join("resolv.conf");
+    std::fs::write(
+        &conf,
+        format!("nameserver {server}\noptions timeout:2 attempts:2\n"),
+    )
+    .unwrap();
+    let mut c = std::process::Command::new("unshare");
+    c.args([
+        "-m",
+        "sh",
+        "-c",
+        &format!(
+            "mount --bind {} /etc/resolv.conf && exec {command}",
+            conf.display()
+        ),
+    ]);
+    c
+}
+
+/// Writes a file a running server polls atomically (temporary file, then rename), as an
+/// operator's deploy tool should: a plain write truncates first, and a poll that lands in
+/// between reads an empty (valid) file.
+pub fn write_atomic(path: &std::path::Path, text: impl AsRef<[u8]>) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}

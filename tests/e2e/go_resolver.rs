@@ -72,15 +72,9 @@ fn build(dir: &Path) -> std::path::PathBuf {
 
 /// Runs one lookup with a resolv.conf naming only `server`.
 fn lookup(dir: &Path, bin: &Path, server: &str, kind: &str, name: &str) -> BTreeSet<String> {
-    let conf = dir.join("resolv.conf");
-    std::fs::write(&conf, format!("nameserver {server}\n")).unwrap();
-    let script = format!(
-        "mount --bind {} /etc/resolv.conf && GODEBUG=netdns=go exec {} {kind} {name}",
-        conf.display(),
-        bin.display()
-    );
-    let out = Command::new("unshare")
-        .args(["-m", "sh", "-c", &script])
+    let command = format!("{} {kind} {name}", bin.display());
+    let out = crate::fixture::with_resolv_conf(dir, server, &command)
+        .env("GODEBUG", "netdns=go")
         .output()
         .unwrap();
     assert!(

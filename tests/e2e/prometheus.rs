@@ -4,7 +4,7 @@
 //! Prometheus's `/api/v1/targets` and compared with what ecsdns serves.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use hickory_proto::rr::{RData, RecordType};
@@ -124,21 +124,14 @@ fn prometheus_discovers_targets_by_srv_a_and_http_sd() {
          - job_name: web_http_sd\n  http_sd_configs:\n  - url: http://{api}/v1/prometheus-sd?service=web\n    refresh_interval: 1s\n"
     );
     std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    std::fs::write(
-        dir.join("resolv.conf"),
-        format!("nameserver {server}\noptions timeout:2 attempts:2\n"),
-    )
-    .unwrap();
     let web = format!("127.0.0.1:{}", free_port());
-    let script = format!(
-        "mount --bind {dir}/resolv.conf /etc/resolv.conf && exec prometheus \
-         --config.file={dir}/prometheus.yml --storage.tsdb.path={dir}/data \
+    let command = format!(
+        "prometheus --config.file={dir}/prometheus.yml --storage.tsdb.path={dir}/data \
          --web.listen-address={web}",
         dir = dir.display()
     );
     let _prometheus = Prometheus(
-        Command::new("unshare")
-            .args(["-m", "sh", "-c", &script])
+        crate::fixture::with_resolv_conf(&dir, server, &command)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
             .spawn()

@@ -35,7 +35,7 @@ fn short(dns: std::net::SocketAddr, name: &str, qtype: &str) -> Vec<String> {
 fn reloads_on_change_and_keeps_state_on_a_bad_file() {
     let dir = temp_dir("reload");
     let file = dir.join("endpoints.toml");
-    std::fs::write(&file, ONE).unwrap();
+    crate::fixture::write_atomic(&file, ONE);
     let path = file.to_str().unwrap();
     let mut p = Process::start(&[
         "serve",
@@ -53,22 +53,22 @@ fn reloads_on_change_and_keeps_state_on_a_bad_file() {
         1
     );
 
-    std::fs::write(&file, two()).unwrap();
+    crate::fixture::write_atomic(&file, two());
     eventually(Duration::from_secs(10), "the second endpoint", || {
         (short(p.dns, name, "A") == vec!["10.0.0.1", "10.0.0.2"]).then_some(())
     });
 
     // a bad file (invalid label) is refused and the previous endpoints stay
-    std::fs::write(&file, two().replace("web-2", "web 2")).unwrap();
+    crate::fixture::write_atomic(&file, two().replace("web-2", "web 2"));
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(short(p.dns, name, "A"), vec!["10.0.0.1", "10.0.0.2"]);
     // broken TOML too
-    std::fs::write(&file, "[[service]\nname=").unwrap();
+    crate::fixture::write_atomic(&file, "[[service]\nname=");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(short(p.dns, name, "A"), vec!["10.0.0.1", "10.0.0.2"]);
 
     // removing everything empties the zone
-    std::fs::write(&file, "").unwrap();
+    crate::fixture::write_atomic(&file, "");
     eventually(Duration::from_secs(10), "the service to leave", || {
         dig(p.dns, &[name, "A"]).contains("NXDOMAIN").then_some(())
     });
@@ -117,7 +117,7 @@ fn json_endpoints_and_config_file() {
 fn a_bad_file_at_startup_is_a_clear_error() {
     let dir = temp_dir("badstart");
     let file = dir.join("endpoints.toml");
-    std::fs::write(&file, ONE.replace("10.0.0.1", "not-an-ip")).unwrap();
+    crate::fixture::write_atomic(&file, ONE.replace("10.0.0.1", "not-an-ip"));
     let (code, _, err) = run_ecsdns(&[
         "serve",
         "--dns-addr",
@@ -184,7 +184,7 @@ fn shared_addresses_keep_every_ptr() {
     let file = dir.join("endpoints.toml");
     let web = "[[service]]\nname = \"web\"\n[[service.endpoint]]\nid = \"w1\"\naddresses = [\"10.0.0.9\"]\n";
     let api = "[[service]]\nname = \"api\"\n[[service.endpoint]]\nid = \"a1\"\naddresses = [\"10.0.0.9\"]\n";
-    std::fs::write(&file, format!("{web}{api}")).unwrap();
+    crate::fixture::write_atomic(&file, format!("{web}{api}"));
     let p = Process::start(&[
         "serve",
         "--dns-addr",
@@ -208,11 +208,11 @@ fn shared_addresses_keep_every_ptr() {
         ptrs(&p),
         vec!["a1.api.static.ecs.internal.", "w1.web.static.ecs.internal."]
     );
-    std::fs::write(&file, web).unwrap();
+    crate::fixture::write_atomic(&file, web);
     eventually(Duration::from_secs(10), "api's PTR to go", || {
         (ptrs(&p) == vec!["w1.web.static.ecs.internal."]).then_some(())
     });
-    std::fs::write(&file, "").unwrap();
+    crate::fixture::write_atomic(&file, "");
     eventually(Duration::from_secs(10), "the reverse name to go", || {
         dig(p.dns, &["-x", "10.0.0.9"])
             .contains("NXDOMAIN")

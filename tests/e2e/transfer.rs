@@ -22,12 +22,15 @@ pub(crate) fn endpoints(n: usize) -> String {
     f
 }
 
+/// A loopback port free for both UDP and TCP now (a secondary listens on both).
 pub(crate) fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub(crate) struct Knot(pub(crate) Child);
@@ -108,15 +111,17 @@ fn kdig_any(args: &[&str]) -> String {
     )
 }
 
-#[test]
-fn knot_follows_by_axfr_then_notify_and_ixfr() {
-    let dir = temp_dir("transfer");
+/// ecsdns over an endpoints file of 3 endpoints (`endpoints.toml` in `dir`), transfers allowed
+/// from loopback with the `xfr` TSIG key, NOTIFYing a secondary on a free port; with the file and
+/// the secondary's address.
+pub(crate) fn primary_with_secondary(
+    dir: &std::path::Path,
+) -> (Process, std::path::PathBuf, SocketAddr) {
     let file = dir.join("endpoints.toml");
-    std::fs::write(&file, endpoints(3)).unwrap();
+    crate::fixture::write_atomic(&file, endpoints(3));
     let keys = dir.join("tsig.keys");
     std::fs::write(&keys, format!("# transfer key\nxfr:hmac-sha256:{SECRET}\n")).unwrap();
-    let knot_port = free_port();
-    let notify = format!("127.0.0.1:{knot_port}");
+    let notify = format!("127.0.0.1:{}", free_port());
     let p = Process::start(&[
         "serve",
         "--dns-addr",
@@ -132,10 +137,16 @@ fn knot_follows_by_axfr_then_notify_and_ixfr() {
         "--notify",
         &notify,
     ]);
+    (p, file, notify.parse().unwrap())
+}
+
+#[test]
+fn knot_follows_by_axfr_then_notify_and_ixfr() {
+    let dir = temp_dir("transfer");
+    let (p, file, knot) = primary_with_secondary(&dir);
     let knot_dir = dir.join("knot");
     std::fs::create_dir_all(&knot_dir).unwrap();
-    let knot_process = start_knot(&knot_dir, knot_port, p.dns);
-    let knot: SocketAddr = notify.parse().unwrap();
+    let knot_process = start_knot(&knot_dir, knot.port(), p.dns);
 
     // The first transfer (AXFR): Knot answers what we answer.
     let ours = serial(p.dns).unwrap();
@@ -161,7 +172,7 @@ fn knot_follows_by_axfr_then_notify_and_ixfr() {
     // Churn: NOTIFY, then IXFR, brings Knot to the new serial within 2 s, each time.
     for n in [4, 2, 5] {
         let before = serial(p.dns).unwrap();
-        std::fs::write(&file, endpoints(n)).unwrap();
+        crate::fixture::write_atomic(&file, endpoints(n));
         let target = eventually(Duration::from_secs(5), "our serial to move", || {
             serial(p.dns).filter(|s| *s != before)
         });
@@ -301,7 +312,7 @@ fn knot_follows_by_axfr_then_notify_and_ixfr() {
     };
     assert_eq!(drain("web-5")["served"], true);
     drop(knot_process);
-    std::fs::write(&file, endpoints(4)).unwrap();
+    crate::fixture::write_atomic(&file, endpoints(4));
     eventually(Duration::from_secs(5), "web-5 out of our answers", || {
         (records(p.dns, "web.static.ecs.internal.", "A").len() == 4).then_some(())
     });
