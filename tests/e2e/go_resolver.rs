@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use hickory_proto::rr::{RData, RecordType};
-use testkit::{Process, query, tcp};
+use hickory_proto::rr::RecordType;
+use testkit::{Process, a_records, query, srv_records, tcp};
 
 use crate::fixture::temp_dir;
 
@@ -96,22 +96,15 @@ fn gos_resolver_gets_every_address_and_srv_record() {
     let bin = build(&dir);
     for service in ["web", "fleet"] {
         let name = format!("{service}.demo.ecs.internal.");
-        let want_a: BTreeSet<String> = tcp(demo.dns, &query(&name, RecordType::A))
-            .answers
+        let want_a: BTreeSet<String> = a_records(&tcp(demo.dns, &query(&name, RecordType::A)))
             .iter()
-            .filter_map(|r| match &r.data {
-                RData::A(a) => Some(a.0.to_string()),
-                _ => None,
-            })
+            .map(ToString::to_string)
             .collect();
-        let want_srv: BTreeSet<String> = tcp(demo.dns, &query(&name, RecordType::SRV))
-            .answers
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::SRV(s) => Some(format!("{}:{}", s.target.to_ascii(), s.port)),
-                _ => None,
-            })
-            .collect();
+        let want_srv: BTreeSet<String> =
+            srv_records(&tcp(demo.dns, &query(&name, RecordType::SRV)))
+                .into_iter()
+                .map(|(target, port)| format!("{target}:{port}"))
+                .collect();
         assert!(!want_a.is_empty() && !want_srv.is_empty());
         // 60 records do not fit a UDP answer: Go retries over TCP and gets them all.
         assert_eq!(

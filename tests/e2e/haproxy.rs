@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use hickory_proto::rr::{RData, RecordType};
-use testkit::{Process, query, tcp};
+use testkit::{Process, a_records, query, srv_records, tcp};
 
 use crate::fixture::temp_dir;
 
@@ -28,15 +28,7 @@ impl Drop for Haproxy {
 /// `addr:port` of every SRV target of `name`, as ecsdns serves them over TCP (the whole set).
 fn srv_targets(dns: std::net::SocketAddr, name: &str) -> BTreeSet<String> {
     let m = tcp(dns, &query(name, RecordType::SRV));
-    let ports: Vec<(String, u16)> = m
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::SRV(s) => Some((s.target.to_ascii(), s.port)),
-            _ => None,
-        })
-        .collect();
-    ports
+    srv_records(&m)
         .iter()
         .flat_map(|(target, port)| {
             m.additionals
@@ -162,14 +154,13 @@ fn haproxy_fills_server_templates_from_srv_records() {
     };
     wait_for("web", &web);
     // By A records: the addresses, with the port the template names.
-    let web_a: BTreeSet<String> = tcp(demo.dns, &query("web.demo.ecs.internal.", RecordType::A))
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(format!("{}:9000", a.0)),
-            _ => None,
-        })
-        .collect();
+    let web_a: BTreeSet<String> = a_records(&tcp(
+        demo.dns,
+        &query("web.demo.ecs.internal.", RecordType::A),
+    ))
+    .iter()
+    .map(|a| format!("{a}:9000"))
+    .collect();
     assert_eq!(web_a.len(), 3);
     wait_for("web_a", &web_a);
     // Sixty SRV records with their addresses only fit over TCP.

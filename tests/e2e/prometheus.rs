@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use hickory_proto::rr::{RData, RecordType};
-use testkit::{Process, query, tcp};
+use hickory_proto::rr::RecordType;
+use testkit::{Process, a_records, query, srv_records, tcp};
 
 use crate::fixture::temp_dir;
 
@@ -32,17 +32,9 @@ fn free_port() -> u16 {
 
 /// `target:port` of every SRV record of `name` (the form Prometheus gives `__address__`).
 fn srv_addresses(dns: std::net::SocketAddr, name: &str) -> BTreeSet<String> {
-    tcp(dns, &query(name, RecordType::SRV))
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::SRV(s) => Some(format!(
-                "{}:{}",
-                s.target.to_ascii().trim_end_matches('.'),
-                s.port
-            )),
-            _ => None,
-        })
+    srv_records(&tcp(dns, &query(name, RecordType::SRV)))
+        .into_iter()
+        .map(|(target, port)| format!("{}:{port}", target.trim_end_matches('.')))
         .collect()
 }
 
@@ -91,14 +83,13 @@ fn prometheus_discovers_targets_by_srv_a_and_http_sd() {
     );
     want.insert(
         "web_a".into(),
-        tcp(demo.dns, &query("web.demo.ecs.internal.", RecordType::A))
-            .answers
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::A(a) => Some(format!("{}:9100", a.0)),
-                _ => None,
-            })
-            .collect(),
+        a_records(&tcp(
+            demo.dns,
+            &query("web.demo.ecs.internal.", RecordType::A),
+        ))
+        .iter()
+        .map(|a| format!("{a}:9100"))
+        .collect(),
     );
     let sd = testkit::http::get(&format!("http://{api}/v1/prometheus-sd?service=web")).json();
     want.insert(

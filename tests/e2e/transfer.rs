@@ -140,6 +140,60 @@ pub(crate) fn primary_with_secondary(
     (p, file, notify.parse().unwrap())
 }
 
+/// Names whose answers a secondary must give exactly as we do.
+pub(crate) const SAMPLE: [(&str, &str); 6] = [
+    ("web.static.ecs.internal.", "A"),
+    ("web.static.ecs.internal.", "SRV"),
+    ("_http._tcp.web.static.ecs.internal.", "SRV"),
+    ("web-2.web.static.ecs.internal.", "TXT"),
+    ("web-3.web.static.ecs.internal.", "A"),
+    ("ecs.internal.", "NS"),
+];
+
+/// Waits until `secondary` (called `who`) holds our serial, then checks it answers [`SAMPLE`]
+/// as we do; returns how long reaching the serial took.
+pub(crate) fn wait_in_step(
+    p: &Process,
+    secondary: SocketAddr,
+    who: &str,
+    within: Duration,
+) -> Duration {
+    let started = Instant::now();
+    let ours = serial(p.dns).unwrap();
+    eventually(within, &format!("{who} to reach serial {ours}"), || {
+        (serial(secondary) == Some(ours)).then_some(())
+    });
+    let took = started.elapsed();
+    for (name, qtype) in SAMPLE {
+        assert_eq!(
+            records(secondary, name, qtype),
+            records(p.dns, name, qtype),
+            "{who}: {name} {qtype}"
+        );
+    }
+    took
+}
+
+/// Rewrites the endpoints file to `n` endpoints and returns how long `secondary` took, from our
+/// serial moving, to reach it (by NOTIFY and a transfer); it then answers as we do.
+pub(crate) fn change_and_follow(
+    p: &Process,
+    file: &std::path::Path,
+    n: usize,
+    secondary: SocketAddr,
+    who: &str,
+) -> Duration {
+    let before = serial(p.dns).unwrap();
+    crate::fixture::write_atomic(file, endpoints(n));
+    let target = eventually(Duration::from_secs(5), "our serial to move", || {
+        serial(p.dns).filter(|s| *s != before)
+    });
+    let took = wait_in_step(p, secondary, who, Duration::from_secs(10));
+    eprintln!("{who} reached serial {target} {took:?} after our change");
+    assert_eq!(records(secondary, "web.static.ecs.internal.", "A").len(), n);
+    took
+}
+
 #[test]
 fn knot_follows_by_axfr_then_notify_and_ixfr() {
     let dir = temp_dir("transfer");
@@ -149,51 +203,14 @@ fn knot_follows_by_axfr_then_notify_and_ixfr() {
     let knot_process = start_knot(&knot_dir, knot.port(), p.dns);
 
     // The first transfer (AXFR): Knot answers what we answer.
-    let ours = serial(p.dns).unwrap();
-    eventually(Duration::from_secs(20), "Knot to load the zone", || {
-        (serial(knot) == Some(ours)).then_some(())
-    });
-    let sample = [
-        ("web.static.ecs.internal.", "A"),
-        ("web.static.ecs.internal.", "SRV"),
-        ("_http._tcp.web.static.ecs.internal.", "SRV"),
-        ("web-2.web.static.ecs.internal.", "TXT"),
-        ("web-3.web.static.ecs.internal.", "A"),
-        ("ecs.internal.", "NS"),
-    ];
-    for (name, qtype) in sample {
-        assert_eq!(
-            records(knot, name, qtype),
-            records(p.dns, name, qtype),
-            "{name} {qtype}"
-        );
-    }
-
+    wait_in_step(&p, knot, "Knot", Duration::from_secs(20));
     // Churn: NOTIFY, then IXFR, brings Knot to the new serial within 2 s, each time.
     for n in [4, 2, 5] {
-        let before = serial(p.dns).unwrap();
-        crate::fixture::write_atomic(&file, endpoints(n));
-        let target = eventually(Duration::from_secs(5), "our serial to move", || {
-            serial(p.dns).filter(|s| *s != before)
-        });
-        let changed = Instant::now();
-        eventually(Duration::from_secs(10), "Knot to follow", || {
-            (serial(knot) == Some(target)).then_some(())
-        });
-        let took = changed.elapsed();
-        eprintln!("transfer: Knot reached serial {target} {took:?} after our change");
+        let took = change_and_follow(&p, &file, n, knot, "Knot");
         assert!(
             took <= Duration::from_secs(2),
-            "Knot reached serial {target} after {took:?}"
+            "Knot followed after {took:?}"
         );
-        for (name, qtype) in sample {
-            assert_eq!(
-                records(knot, name, qtype),
-                records(p.dns, name, qtype),
-                "{name} {qtype}"
-            );
-        }
-        assert_eq!(records(knot, "web.static.ecs.internal.", "A").len(), n);
     }
     let log = std::fs::read_to_string(knot_dir.join("knot.log")).unwrap();
     assert!(
@@ -229,67 +246,30 @@ fn knot_follows_by_axfr_then_notify_and_ixfr() {
     assert!(unsigned.contains("REFUSED"), "{unsigned}");
     // Inside, with a wrong secret: NOTAUTH / BADSIG, no records.
     let wrong = format!("hmac-sha256:xfr:{WRONG}");
-    let bad = kdig_any(&[
-        "@127.0.0.1",
-        "-p",
-        &port,
-        "-y",
-        &wrong,
-        "AXFR",
-        "ecs.internal.",
-    ]);
+    let signed = |key: &str, qtype: &str| {
+        kdig_any(&["@127.0.0.1", "-p", &port, "-y", key, qtype, "ecs.internal."])
+    };
+    let bad = signed(&wrong, "AXFR");
     assert!(bad.contains("NOTAUTH") || bad.contains("BADSIG"), "{bad}");
     assert!(!bad.contains("10.0.0.1"), "{bad}");
     // An unknown key name: BADKEY.
     let unknown = format!("hmac-sha256:other:{SECRET}");
-    let bad = kdig_any(&[
-        "@127.0.0.1",
-        "-p",
-        &port,
-        "-y",
-        &unknown,
-        "AXFR",
-        "ecs.internal.",
-    ]);
+    let bad = signed(&unknown, "AXFR");
     assert!(bad.contains("NOTAUTH") || bad.contains("BADKEY"), "{bad}");
     // The right key: the whole zone, signed (kdig verifies our TSIG).
-    let good = kdig_any(&[
-        "@127.0.0.1",
-        "-p",
-        &port,
-        "-y",
-        &key,
-        "AXFR",
-        "ecs.internal.",
-    ]);
+    let good = signed(&key, "AXFR");
     assert!(
         good.contains("10.0.0.5") && !good.contains("WARNING"),
         "{good}"
     );
     // Ordinary queries signed with TSIG (a secondary's SOA refresh) get signed answers over
     // UDP; a wrong secret gets NOTAUTH and no data.
-    let soa = kdig_any(&[
-        "@127.0.0.1",
-        "-p",
-        &port,
-        "-y",
-        &key,
-        "SOA",
-        "ecs.internal.",
-    ]);
+    let soa = signed(&key, "SOA");
     assert!(
         soa.contains("NOERROR") && soa.contains("SOA") && !soa.contains("WARNING"),
         "{soa}"
     );
-    let bad = kdig_any(&[
-        "@127.0.0.1",
-        "-p",
-        &port,
-        "-y",
-        &wrong,
-        "SOA",
-        "ecs.internal.",
-    ]);
+    let bad = signed(&wrong, "SOA");
     assert!(bad.contains("NOTAUTH") || bad.contains("BADSIG"), "{bad}");
     assert!(!bad.contains("hostmaster"), "{bad}");
     // Never over UDP.

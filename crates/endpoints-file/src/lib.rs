@@ -167,20 +167,25 @@ impl<'de> Deserialize<'de> for OrderedPorts {
     }
 }
 
+/// Every service of a whole parsed file, validated, as tasks.
+fn whole_file(file: Result<File, FileError>, names: &mut Names) -> Result<Vec<Task>, FileError> {
+    let mut tasks = Vec::new();
+    for svc in file?.services {
+        add_service(svc, &mut tasks, names)?;
+    }
+    check_unique(&tasks)?;
+    Ok(tasks)
+}
+
 /// Reads and validates a file into tasks (version 0; [`StaticSource`] assigns versions).
 pub fn parse(path: &Path, text: &str) -> Result<Vec<Task>, FileError> {
-    let mut tasks = Vec::new();
     let mut names = Names::default();
     if path.extension().and_then(|e| e.to_str()) == Some("json") {
-        let file: File = serde_json::from_str(text).map_err(|e| FileError::Syntax {
+        let file = serde_json::from_str(text).map_err(|e| FileError::Syntax {
             format: "JSON",
             reason: e.to_string(),
-        })?;
-        for svc in file.services {
-            add_service(svc, &mut tasks, &mut names)?;
-        }
-        check_unique(&tasks)?;
-        return Ok(tasks);
+        });
+        return whole_file(file, &mut names);
     }
     // The toml crate builds a document tree several times the size of its text (a whole
     // 100,000-endpoint file peaked at 335 MB), so parse one `[[service]]` block at a time.
@@ -201,15 +206,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Task>, FileError> {
                 // A split the block finder got wrong (a header inside a multi-line string)
                 // cannot change the verdict: parse the whole text for the real error or data.
                 drop(chunked);
-                let file: File = toml::from_str(text).map_err(|e| FileError::Syntax {
+                let file = toml::from_str(text).map_err(|e| FileError::Syntax {
                     format: "TOML",
                     reason: e.to_string(),
-                })?;
-                for svc in file.services {
-                    add_service(svc, &mut tasks, &mut names)?;
-                }
-                check_unique(&tasks)?;
-                return Ok(tasks);
+                });
+                return whole_file(file, &mut Names::default());
             }
         }
     }

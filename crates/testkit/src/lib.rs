@@ -21,7 +21,7 @@ mod moto;
 mod unbound;
 pub mod webdriver;
 pub use fault::{Fault, FaultProxy};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 pub use moto::{Moto, moto_server_bin};
 pub use unbound::{Unbound, unbound_bin, unbound_version};
 
@@ -102,6 +102,28 @@ pub fn tcp_raw(server: SocketAddr, packets: &[Vec<u8>]) -> Vec<Vec<u8>> {
 pub fn tcp(server: SocketAddr, m: &Message) -> Message {
     let reply = tcp_raw(server, &[m.to_vec().unwrap()]).remove(0);
     Message::from_vec(&reply).unwrap()
+}
+
+/// The IPv4 addresses of an answer's A records, in answer order.
+pub fn a_records(m: &Message) -> Vec<std::net::Ipv4Addr> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `(target, port)` of an answer's SRV records (targets with their trailing dot).
+pub fn srv_records(m: &Message) -> Vec<(String, u16)> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::SRV(s) => Some((s.target.to_ascii(), s.port)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Polls `f` until it returns `Some`, or panics after `timeout` with `what`.
