@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 use serde_json::json;
 
 use crate::{Moto, Process, Unbound};
@@ -201,15 +201,7 @@ fn served(dns: SocketAddr) -> Vec<Ipv4Addr> {
         return Vec::new();
     };
     Message::from_vec(&reply)
-        .map(|m| {
-            m.answers
-                .iter()
-                .filter_map(|r| match &r.data {
-                    RData::A(a) => Some(a.0),
-                    _ => None,
-                })
-                .collect()
-        })
+        .map(|m| crate::a_records(&m))
         .unwrap_or_default()
 }
 
