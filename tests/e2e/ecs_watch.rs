@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::NetworkMode;
-use serde_json::json;
+use serde_json::{Value, json};
 use testkit::http::get;
 use testkit::{Moto, Process, dig, eventually};
 
@@ -34,6 +34,8 @@ fn serve_events(moto: &Moto, cluster: &str, queue: &str) -> Process {
             queue,
             "--reconcile-interval",
             "1h",
+            "--cloudwatch-emf",
+            "1s",
         ],
     );
     p.wait_for_log("cluster synced", WAIT);
@@ -206,6 +208,35 @@ fn events_through_sqs_drive_dns_between_reconciles() {
         assert!(n >= 1.0, "{series} {n}");
     }
     assert!(metrics.contains("ecsdns_aws_calls_total{service=\"ecs\"}"));
+    // The queue's lag, from SQS's SentTimestamp: the messages above waited well under a minute.
+    let lag = testkit::http::metric(&metrics, "ecsdns_sqs_message_lag_seconds")
+        .expect("no ecsdns_sqs_message_lag_seconds");
+    assert!((0.0..60.0).contains(&lag), "lag {lag}");
+    let last = testkit::http::metric(&metrics, "ecsdns_sqs_last_message_timestamp_seconds")
+        .expect("no ecsdns_sqs_last_message_timestamp_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(now - last < 120.0, "last message {last}, now {now}");
+    // The same figures as CloudWatch EMF: events counted, the lag, both sources up.
+    let out = eventually(WAIT, "EMF lines with the events", || {
+        let out = p.wait_for_stdout("serving DNS", WAIT);
+        let lines = crate::cloudwatch::emf_lines(&out);
+        let events: f64 = lines.iter().filter_map(|v| v["Events"].as_f64()).sum();
+        (events >= 3.0 && lines.iter().any(|v| v.get("SqsLag").is_some())).then_some(lines)
+    });
+    for source in ["cluster:ev", "queue"] {
+        assert!(
+            out.iter()
+                .any(|v| v["Source"] == source && v["SourceUp"] == 1.0),
+            "{source} up"
+        );
+    }
+    assert!(
+        out.iter()
+            .any(|v| v.get("PoisonEvents").and_then(Value::as_f64) >= Some(1.0))
+    );
     assert_eq!(p.stop(), Some(0));
 }
 

@@ -17,6 +17,7 @@ mod auth;
 mod dashboard;
 mod drain;
 pub mod dto;
+pub mod emf;
 mod error;
 pub mod metrics;
 mod params;

@@ -41,11 +41,35 @@ pub struct HistogramValues {
     pub sum: f64,
 }
 
-/// Builds one exposition document.
+/// Builds one exposition document, and keeps its samples as numbers too (for other formats of
+/// the same figures, such as CloudWatch EMF).
 #[derive(Debug, Default)]
 pub struct Exposition {
     out: String,
     families: Vec<String>,
+    samples: Vec<Sample>,
+    histograms: Vec<HistogramSample>,
+}
+
+/// One histogram series as written: name, labels, values.
+type HistogramSample = (String, Vec<(String, String)>, HistogramValues);
+
+/// One sample as written: family name, labels, value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The series name.
+    pub name: String,
+    /// Its labels, in the order written.
+    pub labels: Vec<(String, String)>,
+    /// The value.
+    pub value: f64,
+}
+
+fn owned(labels: &[(&str, &str)]) -> Vec<(String, String)> {
+    labels
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect()
 }
 
 impl Exposition {
@@ -67,6 +91,11 @@ impl Exposition {
 
     /// One sample of the current family.
     pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) -> &mut Self {
+        self.samples.push(Sample {
+            name: name.to_string(),
+            labels: owned(labels),
+            value,
+        });
         self.out.push_str(name);
         write_labels(&mut self.out, labels, None);
         let _ = writeln!(self.out, " {}", format_value(value));
@@ -85,6 +114,8 @@ impl Exposition {
         labels: &[(&str, &str)],
         values: &HistogramValues,
     ) -> &mut Self {
+        self.histograms
+            .push((name.to_string(), owned(labels), values.clone()));
         let mut cumulative = 0u64;
         for (i, count) in values.counts.iter().enumerate() {
             cumulative += count;
@@ -108,6 +139,33 @@ impl Exposition {
     /// The finished document.
     pub fn finish(self) -> String {
         self.out
+    }
+
+    /// Every sample written so far, in order.
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// The sum of every sample of `name` whose labels include all of `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let mut found = None;
+        for s in self.samples.iter().filter(|s| s.name == name) {
+            let matches = labels
+                .iter()
+                .all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v));
+            if matches {
+                *found.get_or_insert(0.0) += s.value;
+            }
+        }
+        found
+    }
+
+    /// The histogram series `name` with no labels, if written.
+    pub fn histogram_values(&self, name: &str) -> Option<&HistogramValues> {
+        self.histograms
+            .iter()
+            .find(|(n, labels, _)| n == name && labels.is_empty())
+            .map(|(_, _, v)| v)
     }
 }
 

@@ -280,12 +280,40 @@ pub(crate) async fn not_found(uri: Uri) -> ApiError {
 /// `GET /metrics`: Prometheus text format.
 pub(crate) async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     let mut e = Exposition::new();
-    let stats = s.registry.stats();
+    registry_metrics(&s.registry, &mut e);
+    let name = "ecsdns_http_requests_total";
+    e.family(name, "HTTP API requests by status class.", Kind::Counter);
+    for (i, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+        let n = s.http.by_class[i].load(Ordering::Relaxed);
+        e.sample(name, &[("code", class)], n as f64);
+    }
+    e.single(
+        "ecsdns_http_watch_streams",
+        "Open watch (SSE) streams.",
+        Kind::Gauge,
+        (s.config.max_watchers.max(1) - s.watchers.available_permits()) as f64,
+    );
+    s.operator.metrics(&mut e);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        e.finish(),
+    )
+        .into_response()
+}
+
+/// The registry's own figures (generation, tasks, updates, endpoints by state, fail-open), shared
+/// by `/metrics` and the CloudWatch EMF writer.
+pub(crate) fn registry_metrics(registry: &registry::Registry, e: &mut Exposition) {
+    let s = registry;
+    let stats = s.stats();
     e.single(
         "ecsdns_registry_generation",
         "Registry generation: bumped by every batch of updates that changed something.",
         Kind::Gauge,
-        s.registry.generation() as f64,
+        s.generation() as f64,
     );
     e.single(
         "ecsdns_registry_tasks",
@@ -324,12 +352,12 @@ pub(crate) async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         "ecsdns_registry_problems",
         "Naming problems: names that cannot be DNS labels, and collisions.",
         Kind::Gauge,
-        s.registry.problems().len() as f64,
+        s.problems().len() as f64,
     );
     let mut by_state = [0usize; 4];
     let mut fail_open = 0usize;
     // Counted straight from the snapshots: a scrape builds no per-service JSON shapes.
-    for snapshot in s.registry.services() {
+    for snapshot in s.services() {
         for view in &snapshot.tasks {
             by_state[EndpointState::of(view) as usize] += 1;
         }
@@ -349,25 +377,4 @@ pub(crate) async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         Kind::Gauge,
         fail_open as f64,
     );
-    let name = "ecsdns_http_requests_total";
-    e.family(name, "HTTP API requests by status class.", Kind::Counter);
-    for (i, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
-        let n = s.http.by_class[i].load(Ordering::Relaxed);
-        e.sample(name, &[("code", class)], n as f64);
-    }
-    e.single(
-        "ecsdns_http_watch_streams",
-        "Open watch (SSE) streams.",
-        Kind::Gauge,
-        (s.config.max_watchers.max(1) - s.watchers.available_permits()) as f64,
-    );
-    s.operator.metrics(&mut e);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        e.finish(),
-    )
-        .into_response()
 }

@@ -49,6 +49,9 @@ pub(crate) async fn consume(
             .receive_message()
             .queue_url(&queue_url)
             .max_number_of_messages(10)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
+            )
             .wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20))
             .send();
         let received = tokio::select! {
@@ -74,6 +77,7 @@ pub(crate) async fn consume(
         if messages.is_empty() {
             continue;
         }
+        record_lag(&shared, &messages);
         let mut updates = Vec::new();
         let mut done = Vec::new();
         let mut health: HashMap<String, Vec<String>> = HashMap::new();
@@ -110,6 +114,30 @@ pub(crate) async fn consume(
             return;
         }
         delete(&shared, &client, &queue_url, &done).await;
+    }
+}
+
+/// Records the queue's lag: the oldest message's wait, from SQS's `SentTimestamp`.
+fn record_lag(shared: &Shared, messages: &[aws_sdk_sqs::types::Message]) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let oldest = messages
+        .iter()
+        .filter_map(|m| {
+            m.attributes()?
+                .get(&aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp)?
+                .parse::<u64>()
+                .ok()
+        })
+        .min();
+    let counters = &shared.status.counters;
+    counters.sqs_last_message_ms.store(now_ms, Relaxed);
+    if let Some(sent) = oldest {
+        counters
+            .sqs_lag_ms
+            .store(now_ms.saturating_sub(sent), Relaxed);
     }
 }
 

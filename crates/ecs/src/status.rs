@@ -45,6 +45,11 @@ pub struct WatchCounters {
     pub sqs_deleted: AtomicU64,
     /// Events whose missing health was fetched with DescribeTasks.
     pub health_lookups: AtomicU64,
+    /// How long the oldest message of the latest receive that returned any had waited in the
+    /// queue (receive time minus SQS's `SentTimestamp`), in milliseconds: the event path's lag.
+    pub sqs_lag_ms: AtomicU64,
+    /// When a receive last returned messages (milliseconds since the epoch; 0: never).
+    pub sqs_last_message_ms: AtomicU64,
 }
 
 /// A message on the queue that was not an event, kept for the operator's problem list.

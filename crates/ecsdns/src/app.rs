@@ -160,6 +160,28 @@ impl App {
         if settings.endpoints.is_some() {
             local.expect(ENDPOINTS_SOURCE);
         }
+        let operator: Arc<dyn api::Operator> = Arc::new(AppOperator {
+            dns: Arc::clone(&dns_metrics),
+            watcher: watcher.clone(),
+            local: Arc::clone(&local),
+            visible,
+            health: Arc::clone(&health),
+            table: Arc::clone(&table),
+        });
+        if let Some(interval) = settings.cloudwatch_emf {
+            let config = api::emf::EmfConfig {
+                namespace: settings.cloudwatch_namespace.clone(),
+                interval,
+                zone: table.zone().origin.to_string(),
+            };
+            tasks.spawn(api::emf::run(
+                Arc::clone(&registry),
+                Arc::clone(&operator),
+                config,
+                Box::new(std::io::stdout()),
+                stopped.clone(),
+            ));
+        }
         let http_addr = match settings.http_addr {
             None => None,
             Some(addr) => {
@@ -170,18 +192,11 @@ impl App {
                     )
                 })?;
                 let bound = listener.local_addr()?;
-                let tokens = match &settings.api_token_file {
+                let mut tokens = match &settings.api_token_file {
                     Some(path) => api::read_tokens(path)?,
                     None => Vec::new(),
                 };
-                let operator = AppOperator {
-                    dns: Arc::clone(&dns_metrics),
-                    watcher: watcher.clone(),
-                    local: Arc::clone(&local),
-                    visible,
-                    health: Arc::clone(&health),
-                    table: Arc::clone(&table),
-                };
+                tokens.extend(settings.api_tokens.0.iter().cloned());
                 let config = api::ApiConfig {
                     zone: table.zone().origin.to_string(),
                     tokens,
@@ -190,7 +205,7 @@ impl App {
                 };
                 let router = api::router(
                     Arc::clone(&registry),
-                    Arc::new(operator),
+                    operator,
                     config.clone(),
                     stopped.clone(),
                 );

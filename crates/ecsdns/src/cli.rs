@@ -46,10 +46,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// The secrets `serve` reads only from its environment, as ECS injects Secrets Manager values.
+const SECRETS_HELP: &str = "Secrets, from the environment only (never flags, which `ps` shows):
+  ECSDNS_API_TOKENS  API bearer tokens, comma-separated (list the old and the new one while
+                     rotating); added to --api-token-file's
+  ECSDNS_TSIG_KEYS   TSIG keys, comma-separated NAME:ALGORITHM:BASE64 (the key file's lines);
+                     added to --tsig-key-file's
+A variable that is set but empty is an error. Values are never logged.";
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve DNS for the configured sources.
+    #[command(after_help = SECRETS_HELP)]
     Serve(ServeArgs),
     /// Serve a simulated ECS cluster named `demo` (no AWS account needed).
     Demo(DemoArgs),
@@ -154,6 +163,13 @@ pub struct HttpArgs {
     /// `ecsdns drain-wait`) [default: 1s].
     #[arg(long, env = "ECSDNS_DRAIN_MARGIN", value_parser = parse_duration)]
     pub drain_margin: Option<Duration>,
+    /// Write CloudWatch Embedded Metric Format lines on stdout at this interval (e.g. `60s`):
+    /// with the awslogs driver they become CloudWatch metrics, with no agent.
+    #[arg(long, value_name = "INTERVAL", env = "ECSDNS_CLOUDWATCH_EMF", value_parser = parse_duration)]
+    pub cloudwatch_emf: Option<Duration>,
+    /// The CloudWatch namespace of those metrics [default: ecsdns].
+    #[arg(long, env = "ECSDNS_CLOUDWATCH_NAMESPACE")]
+    pub cloudwatch_namespace: Option<String>,
 }
 
 /// `--http-addr`: an address, or `off` (`None`).
@@ -170,6 +186,12 @@ impl HttpArgs {
         }
         if let Some(margin) = self.drain_margin {
             s.drain_margin = margin;
+        }
+        if self.cloudwatch_emf.is_some() {
+            s.cloudwatch_emf = self.cloudwatch_emf;
+        }
+        if let Some(ns) = &self.cloudwatch_namespace {
+            s.cloudwatch_namespace = ns.clone();
         }
         s
     }
@@ -355,7 +377,7 @@ enum Client {
 async fn serve_or_demo(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => {
-            let mut settings = Settings::default();
+            let mut settings = Settings::default().with_env_secrets(|n| std::env::var(n).ok())?;
             if let Some(path) = &args.config {
                 settings = settings.with_file(FileConfig::read(path)?)?;
             }

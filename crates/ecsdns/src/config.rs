@@ -172,6 +172,9 @@ pub struct Settings {
     pub allow_transfer: Vec<String>,
     /// TSIG keys file.
     pub tsig_key_file: Option<PathBuf>,
+    /// TSIG keys given directly (`ECSDNS_TSIG_KEYS`, e.g. a Secrets Manager secret injected by
+    /// ECS), in the key file's `name:algorithm:base64` form; added to the file's keys.
+    pub tsig_keys: Secrets,
     /// Secondaries to NOTIFY.
     pub notify: Vec<SocketAddr>,
     /// Reverse zones (PTR for task addresses).
@@ -206,8 +209,15 @@ pub struct Settings {
     pub http_addr: Option<SocketAddr>,
     /// File of bearer tokens for the API.
     pub api_token_file: Option<PathBuf>,
+    /// Bearer tokens given directly (`ECSDNS_API_TOKENS`), added to the file's: a distroless
+    /// Fargate task gets Secrets Manager values only as environment variables.
+    pub api_tokens: Secrets,
     /// Added to "last served + TTL" for a task's safe-to-stop time.
     pub drain_margin: Duration,
+    /// CloudWatch EMF lines on stdout at this interval, when set.
+    pub cloudwatch_emf: Option<Duration>,
+    /// The CloudWatch namespace of those metrics.
+    pub cloudwatch_namespace: String,
 }
 
 /// The ECS watcher's settings.
@@ -280,6 +290,7 @@ impl Default for Settings {
             client_subnet_trusted: Vec::new(),
             allow_transfer: Vec::new(),
             tsig_key_file: None,
+            tsig_keys: Secrets::default(),
             notify: Vec::new(),
             reverse_zones: Vec::new(),
             rrl: dns::RrlConfig::default(),
@@ -297,12 +308,65 @@ impl Default for Settings {
             ecs: EcsSettings::default(),
             http_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8053))),
             api_token_file: None,
+            api_tokens: Secrets::default(),
             drain_margin: Duration::from_secs(1),
+            cloudwatch_emf: None,
+            cloudwatch_namespace: "ecsdns".into(),
         }
     }
 }
 
+/// Values that must never reach a log line: `Debug` prints only how many there are.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secrets(pub Vec<String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} redacted)", self.0.len())
+    }
+}
+
+impl Secrets {
+    /// Splits a variable's value on commas and newlines, trimming blanks (`old,new` while a
+    /// token or key is rotated). `None` when the value holds nothing: an empty secret is a
+    /// mistake, not "no authentication".
+    pub fn parse(value: &str) -> Option<Self> {
+        let items: Vec<String> = value
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        (!items.is_empty()).then_some(Self(items))
+    }
+}
+
+/// The environment variable of API bearer tokens (comma-separated).
+pub const API_TOKENS_ENV: &str = "ECSDNS_API_TOKENS";
+/// The environment variable of TSIG keys (comma-separated `name:algorithm:base64`).
+pub const TSIG_KEYS_ENV: &str = "ECSDNS_TSIG_KEYS";
+
 impl Settings {
+    /// Reads the secrets that come only from the environment (never from flags, which other
+    /// users can read in `ps`): [`API_TOKENS_ENV`] and [`TSIG_KEYS_ENV`]. A variable that is set
+    /// but holds nothing is an error, so a secret that failed to resolve cannot quietly turn
+    /// authentication off.
+    pub fn with_env_secrets(
+        mut self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        for (name, slot) in [
+            (API_TOKENS_ENV, &mut self.api_tokens),
+            (TSIG_KEYS_ENV, &mut self.tsig_keys),
+        ] {
+            if let Some(value) = var(name) {
+                *slot = Secrets::parse(&value)
+                    .with_context(|| format!("{name} is set but holds no value"))?;
+            }
+        }
+        Ok(self)
+    }
+
     /// Applies a config file over the defaults.
     pub fn with_file(mut self, file: FileConfig) -> anyhow::Result<Self> {
         let d = file.dns;

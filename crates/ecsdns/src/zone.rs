@@ -56,6 +56,17 @@ pub fn zone_config(settings: &Settings) -> anyhow::Result<ZoneConfig> {
             anyhow::bail!("the TSIG key file {} holds no key", path.display());
         }
     }
+    for (n, line) in settings.tsig_keys.0.iter().enumerate() {
+        // The error names the entry, never its secret.
+        let key = dns::TsigKey::parse(line).with_context(|| {
+            format!(
+                "{} entry {} (NAME:ALGORITHM:BASE64)",
+                crate::config::TSIG_KEYS_ENV,
+                n + 1
+            )
+        })?;
+        zone.transfer.tsig_keys.push(key);
+    }
     zone.transfer.notify = settings.notify.clone();
     for reverse in &settings.reverse_zones {
         zone.add_reverse_zone(reverse)?;
