@@ -101,6 +101,11 @@ fn task_definition_holds_what_ecsdns_needs() {
         let name = var["name"].as_str().unwrap();
         assert!(help.contains(name), "ecsdns serve does not read {name}");
     }
+    // Secrets are ones ecsdns reads from its environment.
+    for secret in c["secrets"].as_array().unwrap() {
+        let name = secret["name"].as_str().unwrap();
+        assert!(help.contains(name), "ecsdns serve does not read {name}");
+    }
     // The health check subcommand exists and fails cleanly with nothing to ask.
     let (code, _, err) = testkit::run_ecsdns(&["health", "--api", "http://127.0.0.1:9"]);
     assert_eq!(code, Some(1), "{err}");

@@ -70,6 +70,8 @@ fn reconcile_serves_awsvpc_tasks_and_drops_stopped_ones() {
     );
     let tasks = aws.run_awsvpc("shop", &td, 3, "web", &net);
     let p = serve(&moto, &["--cluster", "shop", "--reconcile-interval", "1s"]);
+    // No queue: said at start, with what it costs.
+    p.wait_for_log("no SQS queue (--sqs-queue-url)", WAIT);
     let ips: BTreeSet<String> = tasks.iter().map(|(_, ip)| ip.clone()).collect();
     eventually(WAIT, "the 3 tasks in DNS", || {
         (set(p.dns, "web.shop.ecs.internal", "A") == ips).then_some(())

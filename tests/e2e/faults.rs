@@ -170,7 +170,12 @@ fn shutdown_waits_for_tcp_within_a_deadline_and_a_second_signal_exits_at_once() 
         std::thread::sleep(Duration::from_millis(200));
         s
     };
-    let mut p = Process::start(&["serve", "--dns-addr", "127.0.0.1:0"]);
+    let dir = crate::fixture::temp_dir("shutdown-grace");
+    let file = dir.join("endpoints.toml");
+    std::fs::write(&file, crate::transfer::endpoints(1)).unwrap();
+    let file = file.to_str().unwrap();
+    let serve = ["serve", "--dns-addr", "127.0.0.1:0", "--endpoints", file];
+    let mut p = Process::start(&serve);
     let _held = start_half_query(&p);
     let asked = std::time::Instant::now();
     p.signal("TERM");
@@ -185,7 +190,7 @@ fn shutdown_waits_for_tcp_within_a_deadline_and_a_second_signal_exits_at_once() 
         "waited {took:?} for the query in progress (grace: 5 s)"
     );
 
-    let mut p = Process::start(&["serve", "--dns-addr", "127.0.0.1:0"]);
+    let mut p = Process::start(&serve);
     let _held = start_half_query(&p);
     p.signal("TERM");
     std::thread::sleep(Duration::from_millis(300));

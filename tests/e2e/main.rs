@@ -27,6 +27,7 @@ mod haproxy;
 mod health;
 mod prometheus;
 mod rolling;
+mod safe_config;
 mod same_az;
 mod secrets;
 mod static_source;

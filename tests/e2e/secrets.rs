@@ -87,6 +87,9 @@ fn api_tokens_and_tsig_keys_from_the_environment() {
 
 #[test]
 fn a_secret_set_but_empty_or_malformed_is_refused_at_start() {
+    let dir = temp_dir("secrets-refused");
+    let file = dir.join("endpoints.toml");
+    std::fs::write(&file, endpoints(1)).unwrap();
     let run = |var: &str, value: &str| {
         let out = Command::new(testkit::ecsdns_bin())
             .args([
@@ -95,7 +98,9 @@ fn a_secret_set_but_empty_or_malformed_is_refused_at_start() {
                 "127.0.0.1:0",
                 "--http-addr",
                 "127.0.0.1:0",
+                "--endpoints",
             ])
+            .arg(&file)
             .env(var, value)
             .output()
             .unwrap();

@@ -67,8 +67,8 @@ fn reloads_on_change_and_keeps_state_on_a_bad_file() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(short(p.dns, name, "A"), vec!["10.0.0.1", "10.0.0.2"]);
 
-    // removing everything empties the zone
-    crate::fixture::write_atomic(&file, "");
+    // removing everything empties the zone, when the file says so
+    crate::fixture::write_atomic(&file, "allow_empty = true\n");
     eventually(Duration::from_secs(10), "the service to leave", || {
         dig(p.dns, &[name, "A"]).contains("NXDOMAIN").then_some(())
     });
@@ -136,7 +136,8 @@ fn a_bad_file_at_startup_is_a_clear_error() {
 }
 
 #[test]
-fn name_collisions_are_logged_and_one_side_is_served() {
+fn names_that_collide_in_dns_are_refused_naming_both() {
+    // "Api" and "api" are one DNS name: the file is refused at start, never half-served.
     let dir = temp_dir("collide");
     let file = dir.join("endpoints.toml");
     std::fs::write(
@@ -155,24 +156,19 @@ addresses = ["10.0.0.2"]
 "#,
     )
     .unwrap();
-    let mut p = Process::start(&[
+    let (code, _, err) = run_ecsdns(&[
         "serve",
         "--dns-addr",
         "127.0.0.1:0",
+        "--http-addr",
+        "off",
         "--endpoints",
         file.to_str().unwrap(),
     ]);
-    assert_eq!(
-        short(p.dns, "api.static.ecs.internal", "A"),
-        vec!["10.0.0.1"]
-    );
-    // Problems are checked at most once a second.
-    p.wait_for_log("naming problem", Duration::from_secs(5));
-    assert_eq!(p.stop(), Some(0));
-    let log = p.stderr();
+    assert_eq!(code, Some(1), "{err}");
     assert!(
-        log.contains("Collision") && log.contains("shadowed"),
-        "{log}"
+        err.contains("service \"api\" of cluster \"static\" is defined twice (lines 2 and 7)"),
+        "{err}"
     );
 }
 
@@ -212,7 +208,7 @@ fn shared_addresses_keep_every_ptr() {
     eventually(Duration::from_secs(10), "api's PTR to go", || {
         (ptrs(&p) == vec!["w1.web.static.ecs.internal."]).then_some(())
     });
-    crate::fixture::write_atomic(&file, "");
+    crate::fixture::write_atomic(&file, "allow_empty = true\n");
     eventually(Duration::from_secs(10), "the reverse name to go", || {
         dig(p.dns, &["-x", "10.0.0.9"])
             .contains("NXDOMAIN")

@@ -335,6 +335,17 @@ pub enum ProblemDto {
         /// When it was first seen (Unix seconds).
         seen_at: u64,
     },
+    /// A source's latest attempt failed (a rejected reload of the endpoints file, say); DNS
+    /// serves what the source had before.
+    #[serde(rename_all = "camelCase")]
+    SourceError {
+        /// The source (`endpoints-file`, `cluster:NAME`, `queue`).
+        source: String,
+        /// What went wrong, and what was kept.
+        error: String,
+        /// Failed attempts since the last one that worked.
+        failures: u64,
+    },
 }
 
 impl ProblemDto {

@@ -72,8 +72,9 @@ pub enum DnsError {
     /// A setting is out of range or unreadable.
     #[error("invalid DNS setting: {0}")]
     Config(String),
-    /// Binding or configuring a socket failed.
-    #[error("socket {addr}: {source}")]
+    /// Binding or configuring a socket failed (the OS error is the source, shown once by
+    /// error chains).
+    #[error("socket {addr}")]
     Socket {
         /// Address being bound.
         addr: std::net::SocketAddr,

@@ -98,7 +98,7 @@ impl Watcher {
         sink: Sink,
         stop: watch::Receiver<bool>,
         tasks: &mut JoinSet<()>,
-    ) -> Self {
+    ) -> Result<Self, AwsError> {
         let base = load_config(&config.aws).await;
         let ecs_pacer = Arc::new(Pacer::new(config.ecs_rate, config.ecs_burst, 5));
         let ec2_pacer = Arc::new(Pacer::new(config.ecs_rate, config.ecs_burst, 5));
@@ -106,6 +106,22 @@ impl Watcher {
         let mut map = ClusterMap::default();
         let mut clusters = BTreeMap::new();
         for c in &config.clusters {
+            // A cluster ARN names its region, and its calls go there; a bare name needs the
+            // standard chain's region (there is no sensible default to guess).
+            let base = match (arn_region(&c.name), base.region()) {
+                (Some(r), current) if current.map(|c| c.as_ref()) != Some(r) => base
+                    .to_builder()
+                    .region(aws_config::Region::new(r.to_string()))
+                    .build(),
+                (None, None) => {
+                    return Err(AwsError::Other(format!(
+                        "no AWS region for cluster {}: set --aws-region or AWS_REGION, a \
+                         profile's region, or name the cluster by its ARN",
+                        c.name
+                    )));
+                }
+                _ => base.clone(),
+            };
             let sdk = match &c.role_arn {
                 Some(role) => assume_role(&base, role).await,
                 None => base.clone(),
@@ -158,9 +174,15 @@ impl Watcher {
                 .operation_attempt_timeout(wait + call)
                 .connect_timeout(Duration::from_secs(3))
                 .build();
-            let sqs_config = aws_sdk_sqs::config::Builder::from(&base)
-                .timeout_config(timeouts)
-                .build();
+            let mut sqs_config = aws_sdk_sqs::config::Builder::from(&base).timeout_config(timeouts);
+            if let Some(region) = queue_region(&url) {
+                sqs_config = sqs_config.region(aws_config::Region::new(region.to_string()));
+            } else if base.region().is_none() {
+                return Err(AwsError::Other(format!(
+                    "no AWS region for the queue {url}: set --aws-region or AWS_REGION"
+                )));
+            }
+            let sqs_config = sqs_config.build();
             let client = aws_sdk_sqs::Client::from_conf(sqs_config);
             tasks.spawn(sqs::consume(
                 Arc::clone(&shared),
@@ -171,12 +193,12 @@ impl Watcher {
                 stop,
             ));
         }
-        Self {
+        Ok(Self {
             status,
             shared,
             ecs_pacer,
             ec2_pacer,
-        }
+        })
     }
 
     /// Starts a reconcile of every cluster whose loop is waiting for its next round (one that is
@@ -247,5 +269,46 @@ async fn reconcile_loop(
             }
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// The region of a cluster ARN (`arn:PARTITION:ecs:REGION:ACCOUNT:cluster/NAME`).
+fn arn_region(name: &str) -> Option<&str> {
+    let mut parts = name.split(':');
+    (parts.next()? == "arn").then_some(())?;
+    parts.next()?;
+    (parts.next()? == "ecs").then_some(())?;
+    parts.next().filter(|r| !r.is_empty())
+}
+
+/// The region of an SQS queue URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`); `None` for
+/// other hosts (a local endpoint, a VPC endpoint's name).
+fn queue_region(url: &str) -> Option<&str> {
+    let host = url.split("://").nth(1)?.split('/').next()?;
+    let rest = host.strip_prefix("sqs.")?;
+    let (region, domain) = rest.split_once('.')?;
+    domain.starts_with("amazonaws.").then_some(region)
+}
+
+#[cfg(test)]
+mod region_tests {
+    use super::*;
+
+    #[test]
+    fn regions_from_arns_and_queue_urls() {
+        assert_eq!(
+            arn_region("arn:aws:ecs:eu-west-1:111122223333:cluster/prod"),
+            Some("eu-west-1")
+        );
+        assert_eq!(arn_region("prod"), None);
+        assert_eq!(arn_region("arn:aws:sqs:eu-west-1:1:q"), None);
+        assert_eq!(
+            queue_region("https://sqs.ap-south-1.amazonaws.com/111122223333/events"),
+            Some("ap-south-1")
+        );
+        assert_eq!(
+            queue_region("http://127.0.0.1:5000/123456789012/events"),
+            None
+        );
     }
 }

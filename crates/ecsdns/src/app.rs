@@ -108,7 +108,13 @@ impl App {
         )?;
         tasks.spawn(report_problems(Arc::clone(&registry), stopped.clone()));
 
-        let (udp, tcp) = dns::bind_udp_tcp(settings.dns_addr)?;
+        let (udp, tcp) = dns::bind_udp_tcp(settings.dns_addr).with_context(|| {
+            format!(
+                "cannot serve DNS on {} (UDP and TCP): if the port is taken, another DNS server \
+                 (systemd-resolved, dnsmasq, another ecsdns) holds it; choose one with --dns-addr",
+                settings.dns_addr
+            )
+        })?;
         let server = DnsServer::start(
             Answerer::new(Arc::clone(&table), Arc::clone(&dns_metrics)),
             udp,
@@ -140,8 +146,17 @@ impl App {
                 ecs_burst: (settings.ecs.api_rate * 2.0).max(1.0),
                 ..Default::default()
             };
-            let watcher =
-                ecs::Watcher::start(config, updates.clone(), stopped.clone(), &mut tasks).await;
+            if settings.ecs.sqs_queue_url.is_none() {
+                tracing::warn!(
+                    reconcile_interval = ?settings.ecs.reconcile_interval,
+                    "no SQS queue (--sqs-queue-url): ECS changes reach DNS only at the next \
+                     reconcile, up to one reconcile interval late; stopping tasks stay in DNS \
+                     that long"
+                );
+            }
+            let watcher = ecs::Watcher::start(config, updates.clone(), stopped.clone(), &mut tasks)
+                .await
+                .context("cannot watch ECS")?;
             Some(Arc::new(watcher))
         };
         let local = Arc::new(LocalSources::default());
@@ -261,16 +276,22 @@ impl App {
     }
 
     /// Loads the static endpoints file (an error if the first load fails) and reloads it on
-    /// change; later failures keep the previous state and are logged.
+    /// change. A reload is applied only once two reads a moment apart agree (a file being
+    /// written is not read half-way), and never when it would drop every endpoint unless the
+    /// file says `allow_empty = true` (a truncated file reads as an empty, valid one). A
+    /// rejected reload keeps the previous endpoints and is reported: a WARN log line, the
+    /// source's error in `/readyz` and an entry in `/v1/problems`.
     async fn watch_endpoints(&mut self, path: PathBuf, poll: Duration) -> anyhow::Result<()> {
         let mut source = StaticSource::default();
-        let text = std::fs::read_to_string(&path)
+        let settle = (poll / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
+        let text = read_stable(&path, settle)
+            .await
             .with_context(|| format!("cannot read endpoints file {}", path.display()))?;
-        let tasks = static_file::parse(&path, &text)
-            .with_context(|| format!("endpoints file {}", path.display()))?;
-        tracing::info!(path = %path.display(), endpoints = tasks.len(), "endpoints file loaded");
-        let count = tasks.len();
-        self.ingest(source.load(tasks)).await?;
+        let file = static_file::parse_file(&path, &text)
+            .map_err(|e| anyhow::anyhow!("endpoints file {}: {}", path.display(), e))?;
+        tracing::info!(path = %path.display(), endpoints = file.tasks.len(), "endpoints file loaded");
+        let mut count = file.tasks.len();
+        self.ingest(source.load(file.tasks)).await?;
         self.local.ok(ENDPOINTS_SOURCE, count);
         let local = Arc::clone(&self.local);
         let updates = self.updates.clone();
@@ -288,27 +309,37 @@ impl App {
                     continue;
                 }
                 seen = now;
-                let loaded = std::fs::read_to_string(&path)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|text| static_file::parse(&path, &text).map_err(anyhow::Error::from));
-                match loaded {
-                    Ok(tasks) => {
-                        tracing::info!(path = %path.display(), endpoints = tasks.len(), "endpoints file reloaded");
-                        let count = tasks.len();
-                        if ingest(&updates, &synced, source.load(tasks)).await.is_err() {
+                let loaded = match read_stable(&path, settle).await {
+                    Ok(text) => static_file::parse_file(&path, &text).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let refused = match loaded {
+                    Ok(file) if file.tasks.is_empty() && count > 0 && !file.allow_empty => {
+                        Some(format!(
+                            "the new file has no endpoint and would remove all {count}; \
+                             keeping them (write `allow_empty = true` at the top of the file \
+                             to empty it on purpose)"
+                        ))
+                    }
+                    Ok(file) => {
+                        tracing::info!(path = %path.display(), endpoints = file.tasks.len(), "endpoints file reloaded");
+                        let n = file.tasks.len();
+                        if ingest(&updates, &synced, source.load(file.tasks)).await.is_err() {
                             return;
                         }
+                        count = n;
                         local.ok(ENDPOINTS_SOURCE, count);
+                        None
                     }
-                    Err(e) => {
-                        let error = format!("{e:#}");
-                        tracing::warn!(
-                            path = %path.display(),
-                            error,
-                            "endpoints file rejected; keeping the previous endpoints"
-                        );
-                        local.failed(ENDPOINTS_SOURCE, &error);
-                    }
+                    Err(e) => Some(format!("{e}; keeping the previous {count} endpoints")),
+                };
+                if let Some(error) = refused {
+                    tracing::warn!(
+                        path = %path.display(),
+                        error = %error,
+                        "endpoints file rejected"
+                    );
+                    local.failed(ENDPOINTS_SOURCE, &format!("{}: {error}", path.display()));
                 }
             }
         });
@@ -426,6 +457,25 @@ const ENDPOINTS_SOURCE: &str = "endpoints-file";
 const DEMO_SOURCE: &str = "demo";
 
 /// What identifies a version of the endpoints file: modification time and length.
+/// Reads a file once two reads `settle` apart return the same text (a writer that truncates
+/// and rewrites, or copies in pieces, has finished), trying up to ten times.
+async fn read_stable(path: &std::path::Path, settle: Duration) -> std::io::Result<String> {
+    let mut text = std::fs::read_to_string(path)?;
+    for _ in 0..10 {
+        tokio::time::sleep(settle).await;
+        let again = std::fs::read_to_string(path)?;
+        if again == text {
+            return Ok(text);
+        }
+        text = again;
+    }
+    Err(std::io::Error::other(format!(
+        "{} kept changing for {} ms",
+        path.display(),
+        settle.as_millis() * 10
+    )))
+}
+
 fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))

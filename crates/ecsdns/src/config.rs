@@ -469,9 +469,21 @@ pub fn parse_http_addr(s: &str) -> anyhow::Result<Option<SocketAddr>> {
     if s.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
-    s.parse()
+    if let Ok(addr) = s.parse() {
+        return Ok(Some(addr));
+    }
+    // A host name (`localhost:8053`): its first address.
+    use std::net::ToSocketAddrs;
+    s.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
         .map(Some)
-        .with_context(|| format!("invalid HTTP address {s:?}: expected HOST:PORT or off"))
+        .with_context(|| {
+            format!(
+                "invalid HTTP address {s:?}: expected IP:PORT or HOST:PORT (e.g. 127.0.0.1:8053, \
+                 0.0.0.0:8053, localhost:8053), or off"
+            )
+        })
 }
 
 /// Parses `250ms`, `10s`, `5m`, `1h` (a bare number is seconds).

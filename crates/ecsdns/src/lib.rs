@@ -2,6 +2,7 @@
 //! the end-to-end tests can start the same wiring in-process.
 
 pub mod app;
+pub mod args;
 mod background;
 pub mod cli;
 pub mod client;

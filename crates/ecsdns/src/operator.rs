@@ -147,13 +147,25 @@ impl api::Operator for AppOperator {
     }
 
     fn problems(&self) -> Vec<ProblemDto> {
-        let Some(w) = &self.watcher else {
-            return Vec::new();
-        };
-        w.status
-            .poison_messages()
+        // Every source whose latest attempt failed (a rejected reload keeps the old endpoints:
+        // the operator must hear of it, not find it in the log).
+        let mut problems: Vec<ProblemDto> = self
+            .readiness(true)
+            .sources
             .into_iter()
-            .map(|p| ProblemDto::PoisonEvent {
+            .filter_map(|s| {
+                Some(ProblemDto::SourceError {
+                    error: s.error?,
+                    source: s.name,
+                    failures: u64::from(s.failures),
+                })
+            })
+            .collect();
+        let Some(w) = &self.watcher else {
+            return problems;
+        };
+        problems.extend(w.status.poison_messages().into_iter().map(|p| {
+            ProblemDto::PoisonEvent {
                 message_id: p.message_id,
                 reason: p.reason,
                 seen_at: p
@@ -161,8 +173,9 @@ impl api::Operator for AppOperator {
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or(Duration::ZERO)
                     .as_secs(),
-            })
-            .collect()
+            }
+        }));
+        problems
     }
 
     fn served(&self, task: &str, now_ms: u64) -> Vec<api::dto::ServedInfo> {

@@ -27,11 +27,25 @@ pub fn zone_config(settings: &Settings) -> anyhow::Result<ZoneConfig> {
         zone.az.subnets.push((dns::Cidr::parse(cidr)?, az.clone()));
     }
     if let Some(pref) = &settings.same_az {
-        zone.az.default = dns::AzPreference::parse(pref)?;
+        zone.az.default = dns::AzPreference::parse(pref)
+            .with_context(|| format!("--same-az / [dns] same_az = {pref:?}"))?;
     }
     for (name, pref) in &settings.same_az_service {
-        let pref = dns::AzPreference::parse(pref)
-            .with_context(|| format!("same-AZ preference of {name}"))?;
+        let Some((service, cluster)) = name.split_once('.') else {
+            anyhow::bail!(
+                "--same-az-service / [dns.same_az_service] {name:?}: expected SERVICE.CLUSTER \
+                 (e.g. web.prod=first)"
+            );
+        };
+        if service.is_empty() || cluster.is_empty() || cluster.contains('.') {
+            anyhow::bail!(
+                "--same-az-service / [dns.same_az_service] {name:?}: expected SERVICE.CLUSTER \
+                 (e.g. web.prod=first)"
+            );
+        }
+        let pref = dns::AzPreference::parse(pref).with_context(|| {
+            format!("--same-az-service / [dns.same_az_service] {name:?} = {pref:?}")
+        })?;
         zone.az.per_service.insert(name.to_ascii_lowercase(), pref);
     }
     for cidr in &settings.client_subnet_trusted {

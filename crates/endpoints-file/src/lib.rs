@@ -13,8 +13,10 @@ use std::sync::Arc;
 use model::{
     Check, Health, Port, Protocol, Task, TaskGroup, TaskStatus, Update, dns_label, port_label,
 };
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+mod ports;
+use ports::{OrderedPorts, PortDef};
 
 /// Why a file was refused: the first problem found, with what it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -53,8 +55,21 @@ impl<T, E: fmt::Display> Context<T> for Result<T, E> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    /// The file means to serve nothing: a reload that drops every endpoint is refused without
+    /// it (a truncated or half-written file reads as empty).
+    #[serde(default)]
+    allow_empty: bool,
     #[serde(default, rename = "service")]
     services: Vec<ServiceDef>,
+}
+
+/// A whole parsed file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointsFile {
+    /// Every endpoint, as tasks (version 0; [`StaticSource`] assigns versions).
+    pub tasks: Vec<Task>,
+    /// `allow_empty = true`: an empty result is intended.
+    pub allow_empty: bool,
 }
 
 #[derive(Deserialize)]
@@ -131,54 +146,59 @@ struct EndpointDef {
     health: Option<String>,
 }
 
-/// A port is a number (TCP) or `{ port = 53, protocol = "udp" }`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum PortDef {
-    Number(u16),
-    Full {
-        port: u16,
-        #[serde(default)]
-        protocol: Option<String>,
-    },
-}
-
-/// Named ports in file order: the first is the primary port.
-#[derive(Default)]
-struct OrderedPorts(Vec<(String, PortDef)>);
-
-impl<'de> Deserialize<'de> for OrderedPorts {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = OrderedPorts;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a table of port name = port number")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedPorts, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, PortDef>()? {
-                    out.push((k, v));
-                }
-                Ok(OrderedPorts(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
 /// Every service of a whole parsed file, validated, as tasks.
-fn whole_file(file: Result<File, FileError>, names: &mut Names) -> Result<Vec<Task>, FileError> {
+fn whole_file(
+    file: Result<File, FileError>,
+    names: &mut Names,
+) -> Result<EndpointsFile, FileError> {
+    let file = file?;
     let mut tasks = Vec::new();
-    for svc in file?.services {
+    let mut seen = Services::default();
+    for svc in file.services {
+        seen.add(&svc, None)?;
         add_service(svc, &mut tasks, names)?;
     }
     check_unique(&tasks)?;
-    Ok(tasks)
+    Ok(EndpointsFile {
+        tasks,
+        allow_empty: file.allow_empty,
+    })
+}
+
+/// Services already defined, so a second `[[service]]` block of the same name is an error
+/// instead of a silent merge (the second block's endpoints served under the first's name).
+#[derive(Default)]
+struct Services(HashMap<(String, String), Option<usize>>);
+
+impl Services {
+    fn add(&mut self, svc: &ServiceDef, line: Option<usize>) -> Result<(), FileError> {
+        let key = (
+            svc.cluster.to_ascii_lowercase(),
+            svc.name.to_ascii_lowercase(),
+        );
+        if let Some(first) = self.0.get(&key) {
+            let at = match (first, line) {
+                (Some(a), Some(b)) => format!(" (lines {a} and {b})"),
+                _ => String::new(),
+            };
+            bail!(
+                "service {:?} of cluster {:?} is defined twice{at}: put all its endpoints in one [[service]] block",
+                svc.name,
+                svc.cluster
+            );
+        }
+        self.0.insert(key, line);
+        Ok(())
+    }
 }
 
 /// Reads and validates a file into tasks (version 0; [`StaticSource`] assigns versions).
 pub fn parse(path: &Path, text: &str) -> Result<Vec<Task>, FileError> {
+    parse_file(path, text).map(|f| f.tasks)
+}
+
+/// Reads and validates a whole file: its tasks and whether it may be empty.
+pub fn parse_file(path: &Path, text: &str) -> Result<EndpointsFile, FileError> {
     let mut names = Names::default();
     if path.extension().and_then(|e| e.to_str()) == Some("json") {
         let file = serde_json::from_str(text).map_err(|e| FileError::Syntax {
@@ -195,10 +215,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Task>, FileError> {
         .filter(|l| l.trim() == "[[service.endpoint]]")
         .count();
     let mut chunked = Vec::with_capacity(endpoints);
-    for block in &blocks {
+    let mut seen = Services::default();
+    let mut allow_empty = false;
+    for (line, block) in &blocks {
         match toml::from_str::<File>(block) {
             Ok(file) => {
+                allow_empty |= file.allow_empty;
                 for svc in file.services {
+                    seen.add(&svc, Some(*line))?;
                     add_service(svc, &mut chunked, &mut names)?;
                 }
             }
@@ -215,7 +239,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Task>, FileError> {
         }
     }
     check_unique(&chunked)?;
-    Ok(chunked)
+    Ok(EndpointsFile {
+        tasks: chunked,
+        allow_empty,
+    })
 }
 
 /// Fails on an endpoint listed twice. The ARN spells (cluster, service, id) and labels hold no
@@ -239,30 +266,29 @@ fn check_unique(tasks: &[Task]) -> Result<(), FileError> {
 }
 
 /// Splits a TOML endpoints file before each line that is exactly `[[service]]`, giving
-/// independent documents. Text before the first header must be blank or comments; otherwise the
-/// file is one block.
-fn service_blocks(text: &str) -> Vec<&str> {
+/// independent documents, each with the line it starts on (1-based). The text before the first
+/// header (top-level keys such as `allow_empty`, comments) is a document of its own.
+fn service_blocks(text: &str) -> Vec<(usize, &str)> {
     let mut starts = Vec::new();
     let mut offset = 0;
-    for line in text.split_inclusive('\n') {
+    for (n, line) in text.split_inclusive('\n').enumerate() {
         if line.trim() == "[[service]]" {
-            starts.push(offset);
+            starts.push((offset, n + 1));
         }
         offset += line.len();
     }
-    let prelude = &text[..starts.first().copied().unwrap_or(text.len())];
-    let prelude_empty = prelude
-        .lines()
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
-    if starts.is_empty() || !prelude_empty {
-        return vec![text];
-    }
-    let ends = starts.iter().skip(1).copied().chain([text.len()]);
-    starts
-        .iter()
-        .zip(ends)
-        .map(|(at, end)| &text[*at..end])
-        .collect()
+    let Some(&(first, _)) = starts.first() else {
+        return vec![(1, text)];
+    };
+    let mut blocks = vec![(1, &text[..first])];
+    let ends = starts.iter().skip(1).map(|(at, _)| *at).chain([text.len()]);
+    blocks.extend(
+        starts
+            .iter()
+            .zip(ends)
+            .map(|((at, line), end)| (*line, &text[*at..end])),
+    );
+    blocks
 }
 
 /// One allocation per distinct cluster, service, port name and AZ in a file, shared by every
@@ -342,10 +368,14 @@ fn add_service(svc: ServiceDef, tasks: &mut Vec<Task>, names: &mut Names) -> Res
 }
 
 /// Turns successive loads of the file into registry updates. An endpoint keeps its version while
-/// its content is unchanged, so an unchanged reload changes nothing downstream.
+/// its content is unchanged, so an unchanged reload changes nothing downstream. A changed
+/// endpoint's version is the load's wall-clock time in milliseconds (and always above the
+/// previous load's), so versions keep growing across restarts: a warm restart restores the old
+/// process's versions from its state file, and an edit made while ecsdns was down must win.
 #[derive(Default)]
 pub struct StaticSource {
-    loads: u64,
+    /// The version given by the latest load.
+    version: u64,
     /// Hash of the ARN -> (hash of the endpoint's content, its version): hashes, not copies, so
     /// a large file is not held in memory twice. Two ARNs whose hashes collide only cost an
     /// extra version bump (their content hashes differ), never a stale endpoint.
@@ -364,7 +394,15 @@ impl StaticSource {
     /// Updates that bring the registry from the previous load to `tasks`: per cluster (including
     /// clusters that disappeared from the file) a listing marker and a full Reset.
     pub fn load(&mut self, tasks: Vec<Task>) -> Vec<Update> {
-        self.loads += 1;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.load_at(tasks, now_ms)
+    }
+
+    /// [`StaticSource::load`] at a given wall-clock time (milliseconds since the epoch).
+    pub fn load_at(&mut self, tasks: Vec<Task>, now_ms: u64) -> Vec<Update> {
+        self.version = now_ms.max(self.version + 1);
         // Exact sizes up front: a 100,000-endpoint file must not leave doubling garbage behind.
         let mut sizes: BTreeMap<&str, usize> = BTreeMap::new();
         for task in &tasks {
@@ -380,7 +418,7 @@ impl StaticSource {
             let arn = hash_of(&task.arn);
             task.version = match self.previous.get(&arn) {
                 Some((old_hash, version)) if *old_hash == hash => *version,
-                _ => self.loads,
+                _ => self.version,
             };
             next.insert(arn, (hash, task.version));
             by_cluster

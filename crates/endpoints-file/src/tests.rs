@@ -37,20 +37,94 @@ az = """
         let path = Path::new("e.toml");
         assert_eq!(
             service_blocks(text).len(),
-            3,
-            "a naive split, fooled by the string"
+            4,
+            "a naive split (prelude and three blocks), fooled by the string"
         );
         assert_eq!(parse(path, text).unwrap(), whole(text));
         let plain = text.replace("az = \"\"\"\n[[service]]\n\"\"\"\n", "");
-        assert_eq!(service_blocks(&plain).len(), 2);
+        assert_eq!(service_blocks(&plain).len(), 3);
         assert_eq!(parse(path, &plain).unwrap(), whole(&plain));
         let keyed = format!("bogus = 1\n{plain}");
-        assert_eq!(service_blocks(&keyed).len(), 1, "a prelude keeps one block");
         let err = parse(path, &keyed).unwrap_err();
         assert!(format!("{err:#}").contains("bogus"), "{err:#}");
+        // A top-level key before the first block keeps the block-wise parse.
+        let allowed = format!("allow_empty = true\n{plain}");
+        let file = parse_file(path, &allowed).unwrap();
+        assert!(file.allow_empty);
+        assert_eq!(file.tasks, whole(&plain));
+        assert!(!parse_file(path, &plain).unwrap().allow_empty);
+        // The same service twice: refused, with both lines, never merged.
         let twice = format!("{plain}{}", &plain[plain.find("[[service]]").unwrap()..]);
         let err = parse(path, &twice).unwrap_err();
-        assert!(format!("{err:#}").contains("appears twice"), "{err:#}");
+        assert_eq!(
+            format!("{err:#}"),
+            "service \"web\" of cluster \"prod\" is defined twice (lines 3 and 16): put all its \
+             endpoints in one [[service]] block"
+        );
+        // The same endpoint twice within one block: refused.
+        let dup = "[[service]]\nname = \"w\"\n[[service.endpoint]]\nid = \"a\"\naddresses = [\"10.0.0.1\"]\n[[service.endpoint]]\nid = \"a\"\naddresses = [\"10.0.0.2\"]\n";
+        let err = parse(path, dup).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("endpoint a appears twice"),
+            "{err:#}"
+        );
+    }
+}
+
+/// Bad values get a message that names the key, the value and what is allowed.
+mod messages {
+    use crate::*;
+
+    #[test]
+    fn bad_inputs_name_key_value_and_what_is_allowed() {
+        let endpoint = |ports: &str| {
+            format!(
+                "[[service]]\nname = \"cache\"\n[[service.endpoint]]\nid = \"c-1\"\naddresses = [\"10.0.0.1\"]\nports = {ports}\n"
+            )
+        };
+        let cases: [(String, &[&str]); 7] = [
+            (
+                endpoint("{ redis = 70000 }"),
+                &["port redis: 70000 is not a port number (1-65535)", "line 6"],
+            ),
+            (
+                endpoint("{ redis = 0 }"),
+                &["port redis: 0 is not a port number (1-65535)"],
+            ),
+            (
+                endpoint("{ redis = -1 }"),
+                &["port redis: -1 is not a port number (1-65535)"],
+            ),
+            (
+                endpoint("{ dns = { port = 99999, protocol = \"udp\" } }"),
+                &["port dns: 99999 is not a port number (1-65535)"],
+            ),
+            (
+                endpoint("{ dns = { port = 53, protocol = \"sctp\" } }"),
+                &["port dns: protocol \"sctp\" is not tcp or udp"],
+            ),
+            (
+                endpoint("{ dns = { port = 53, proto = \"udp\" } }"),
+                &["port dns: unknown field \"proto\": a port has `port` and `protocol`"],
+            ),
+            (
+                endpoint("{ redis = \"6379\" }"),
+                &["port redis: invalid type: string \"6379\", expected a port number (1-65535)"],
+            ),
+        ];
+        for (text, wanted) in cases {
+            let err = format!("{:#}", parse(Path::new("e.toml"), &text).unwrap_err());
+            for w in wanted {
+                assert!(err.contains(w), "{text}\n=> {err}\nlacks {w:?}");
+            }
+        }
+        // JSON, the same rule.
+        let json = r#"{"service":[{"name":"c","endpoint":[{"id":"a","addresses":["10.0.0.1"],"ports":{"redis":70000}}]}]}"#;
+        let err = format!("{:#}", parse(Path::new("e.json"), json).unwrap_err());
+        assert!(
+            err.contains("port redis: 70000 is not a port number (1-65535)"),
+            "{err}"
+        );
     }
 }
 

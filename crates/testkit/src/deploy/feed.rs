@@ -20,7 +20,11 @@ pub(super) enum Feed {
 
 impl Feed {
     pub(super) fn endpoints(tasks: &[&TaskProcess]) -> String {
-        let mut s = format!("[[service]]\ncluster = \"{CLUSTER}\"\nname = \"web\"\n");
+        // A service with no task left is intended here (ecsdns refuses an unmarked empty file).
+        let mut s = String::from("allow_empty = true\n");
+        s.push_str(&format!(
+            "[[service]]\ncluster = \"{CLUSTER}\"\nname = \"web\"\n"
+        ));
         for t in tasks {
             s.push_str(&format!(
                 "[[service.endpoint]]\nid = \"{}\"\naddresses = [\"{}\"]\nports = {{ http = {PORT} }}\n",
