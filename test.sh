@@ -102,10 +102,15 @@ for target in dns_query event_decoder static_file; do
   rm -rf "$scratch"
 done
 
-# The benchmark harness in smoke mode (seconds, no ratio asserted), so it cannot rot.
-cargo run --locked -q -p ecsdns-bench -- dns --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"
-cargo run --locked -q -p ecsdns-bench -- registry --smoke
-cargo run --locked -q -p ecsdns-bench -- memory --endpoints 1000
-cargo run --locked -q -p ecsdns-bench -- scale --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"
-cargo run --locked -q -p ecsdns-bench -- deploy --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"
+# The benchmark harness in smoke mode (seconds, no ratio asserted), so it cannot rot. Built
+# with the whole workspace and all targets: the test build's feature set, so nothing is compiled
+# again (`cargo run -p ecsdns-bench` alone would unify features differently and rebuild every
+# crate that depends on tokio, the AWS SDK included: minutes on a cold machine).
+cargo build --workspace --all-targets --locked -q
+bench="${CARGO_TARGET_DIR:-target}/debug/ecsdns-bench"
+"$bench" dns --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"
+"$bench" registry --smoke
+"$bench" memory --endpoints 1000
+"$bench" scale --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"
+"$bench" deploy --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

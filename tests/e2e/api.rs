@@ -129,9 +129,17 @@ fn services_endpoints_health_tasks_and_sd() {
     assert!(after.is_empty(), "the last page has no next cursor");
 
     // Filters; names are case-insensitive; mistakes are 400/404 with a JSON error.
+    // A cluster that is neither watched nor holds services is a typo: 404, naming the known.
+    let other = get(&format!("{api}/v1/services?cluster=other"));
+    assert_eq!(other.status, 404, "{}", other.body);
+    assert!(
+        other.body.contains("cluster other (known: prod)"),
+        "{}",
+        other.body
+    );
     assert_eq!(
-        ok(get(&format!("{api}/v1/services?cluster=other")))["total"],
-        0
+        ok(get(&format!("{api}/v1/services?cluster=prod")))["total"],
+        ok(get(&format!("{api}/v1/services")))["total"]
     );
     let web = ok(get(&format!("{api}/v1/services/PROD/Web")));
     assert_eq!(
@@ -153,7 +161,10 @@ fn services_endpoints_health_tasks_and_sd() {
         ok(get(&format!("{api}/v1/services/prod/{svc}?port={p}")))["total"].clone()
     };
     assert_eq!(port("resolver", "dns"), 1);
-    assert_eq!(port("resolver", "http"), 0);
+    // A port no task of the service has: 404 with the ports it has, not an empty list.
+    let no_port = get(&format!("{api}/v1/services/prod/resolver?port=http"));
+    assert_eq!(no_port.status, 404, "{}", no_port.body);
+    assert!(no_port.body.contains("its ports: dns"), "{}", no_port.body);
     let bad = get(&format!("{api}/v1/services?colour=red"));
     assert_eq!(bad.status, 400);
     assert!(bad.json()["error"].as_str().unwrap().contains("colour"));

@@ -91,6 +91,34 @@ fn cli_against_a_running_server() {
     let (code, _, err) = run(&["endpoints", "prod", "nope"]);
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("service prod/nope not found"), "{err}");
+    // A typo in a cluster or port is "not found", never an empty table with exit 0.
+    let (code, out, err) = run(&["services", "--cluster", "nope"]);
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert!(
+        err.contains("cluster nope") && err.contains("known: prod"),
+        "{err}"
+    );
+    let (code, out, err) = run(&["endpoints", "prod", "web", "--port", "nope"]);
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert!(err.contains("port nope in prod/web (its ports: "), "{err}");
+    // One task, and the problems list.
+    let (code, out, err) = run(&["task", "web-1"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("service    prod/web"), "{out}");
+    assert!(
+        out.contains("dns name   web-1.web.prod.ecs.internal"),
+        "{out}"
+    );
+    let (code, _, err) = run(&["task", "no-such-task"]);
+    assert_eq!(code, Some(3), "{err}");
+    let (code, out, err) = run(&["problems"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "no problems\n");
+    // Client subcommands do not offer the server's logging flags.
+    let (_, help, _) = run_ecsdns(&["services", "--help"]);
+    assert!(!help.contains("--log-format"), "{help}");
+    let (_, help, _) = run_ecsdns(&["serve", "--help"]);
+    assert!(help.contains("--log-format"), "{help}");
     let (code, _, err) = run_ecsdns(&["services", "--api", &url]);
     assert_eq!(code, Some(4), "no token: {err}");
     let (code, _, _) = run_ecsdns(&["services", "--api", &url, "--api-token", "wrong"]);
@@ -131,6 +159,9 @@ fn cli_against_a_running_server() {
     });
     let line = rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(line.contains("prod/web: 4 passing, 0 unhealthy"), "{line}");
+    // Then the task that changed, by name (the watch read every service's tasks at start).
+    let line = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(line, "  web-4: new, passing");
     let _ = watch.kill();
     let _ = watch.wait();
 

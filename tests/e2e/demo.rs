@@ -122,12 +122,18 @@ fn demo_churn_is_visible_in_dns() {
 fn help_reads_well() {
     let (code, out, _) = testkit::run_ecsdns(&["--help"]);
     assert_eq!(code, Some(0));
-    for word in ["serve", "demo", "--log-format"] {
+    for word in ["serve", "demo", "services", "problems", "task"] {
         assert!(out.contains(word), "{out}");
     }
     let (code, out, _) = testkit::run_ecsdns(&["serve", "--help"]);
     assert_eq!(code, Some(0));
-    for word in ["--dns-addr", "--zone", "--endpoints", "--config"] {
+    for word in [
+        "--dns-addr",
+        "--zone",
+        "--endpoints",
+        "--config",
+        "--log-format",
+    ] {
         assert!(out.contains(word), "{out}");
     }
     let (code, _, err) = testkit::run_ecsdns(&["serve", "--dns-addr", "nonsense"]);

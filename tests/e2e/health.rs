@@ -210,6 +210,59 @@ fn probes_remove_and_return_endpoints() {
     );
     assert!(metric(&page, "ecsdns_health_probes_total{result=\"fail\"}").unwrap() > 0.0);
     assert_eq!(metric(&page, "ecsdns_health_late_probes_total"), Some(0.0));
+    // The log says so: each task leaving DNS and the service entering fail-open are warnings.
+    p.wait_for_log(
+        "active check failing: task out of DNS",
+        Duration::from_secs(5),
+    );
+    p.wait_for_log(
+        "fail-open: no task of the service passes",
+        Duration::from_secs(5),
+    );
+    // The CLI shows the verdict, its reason and since when.
+    let (code, out, err) = testkit::run_ecsdns(&[
+        "endpoints",
+        "static",
+        "web",
+        "--api",
+        &format!("http://{api}"),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    for col in ["CHECK", "REASON", "SINCE"] {
+        assert!(header.contains(&col), "{out}");
+    }
+    let web3 = out.lines().find(|l| l.starts_with("web-3")).unwrap();
+    assert!(
+        web3.contains("failing") && web3.contains("HTTP 500") && web3.contains("s ago"),
+        "{web3}"
+    );
+}
+
+/// A task failing from its very first probe never served and never changed verdict; the log
+/// still says so, as a warning.
+#[test]
+fn a_task_failing_from_its_first_probe_is_logged() {
+    let good = Backend::start("127.0.0.1");
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let file = format!(
+        "[[service]]\nname = \"web\"\ncheck = \"tcp:http\"\ncheck_interval = \"100ms\"\n\
+         [[service.endpoint]]\nid = \"web-1\"\naddresses = [\"127.0.0.1\"]\nports = {{ http = {} }}\n\
+         [[service.endpoint]]\nid = \"web-2\"\naddresses = [\"127.0.0.1\"]\nports = {{ http = {dead_port} }}\n",
+        good.addr.port()
+    );
+    let dir = temp_dir("health-first");
+    let path = dir.join("endpoints.toml");
+    std::fs::write(&path, file).unwrap();
+    let p = serve_endpoints(&path, &[]);
+    p.wait_for_log(
+        "active check failing from the first probe: task not served",
+        Duration::from_secs(5),
+    );
+    let api = p.api.unwrap();
+    assert_eq!(endpoint_check(api, "web-2")["status"], "failing");
 }
 
 fn dns_name_query(id: &str) -> hickory_proto::op::Message {

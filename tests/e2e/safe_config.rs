@@ -66,6 +66,9 @@ fn an_emptied_file_is_refused_and_reported_unless_it_says_so() {
         error.contains("would remove all 3") && error.contains("allow_empty = true"),
         "{error}"
     );
+    let (code, out, _) = testkit::run_ecsdns(&["problems", "--api", &api]);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("source   endpoints-file: "), "{out}");
     let ready = testkit::http::get(&format!("{api}/readyz")).json();
     let source = ready["sources"]
         .as_array()

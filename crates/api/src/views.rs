@@ -54,9 +54,31 @@ pub(crate) async fn services(State(s): State<Arc<Shared>>, query: Q) -> Result<R
         s.wait_for_change(index, p.wait, None).await;
     }
     let index = s.registry.generation();
-    let all: Vec<ServiceSummary> = s
-        .registry
-        .services()
+    let snapshots = s.registry.services();
+    if let Some(c) = &p.cluster {
+        // An unknown cluster is a 404 (a typo must not look like an empty cluster). Known: any
+        // cluster with services, and every watched cluster (which may have none yet).
+        let watched = s
+            .operator
+            .readiness(false)
+            .sources
+            .into_iter()
+            .filter_map(|src| src.name.strip_prefix("cluster:").map(str::to_string))
+            .any(|label| label == *c);
+        if !watched && !snapshots.iter().any(|snap| snap.key.cluster == *c) {
+            let mut known: Vec<&str> = snapshots.iter().map(|x| x.key.cluster.as_str()).collect();
+            known.dedup();
+            return Err(ApiError::NotFound(format!(
+                "cluster {c} (known: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    let all: Vec<ServiceSummary> = snapshots
         .iter()
         .filter(|snap| p.cluster.as_ref().is_none_or(|c| *c == snap.key.cluster))
         .map(|snap| ServiceSummary::of(snap, &s.zone))
@@ -125,6 +147,28 @@ pub(crate) async fn service(
         .registry
         .service(&key)
         .ok_or_else(|| ApiError::NotFound(format!("service {}/{}", key.cluster, key.name)))?;
+    if let Some(port) = &p.port {
+        // A port no task of the service has is a 404 naming the ports it has, not an empty list.
+        let mut names: Vec<&str> = snapshot
+            .tasks
+            .iter()
+            .flat_map(|v| v.task.ports.iter().map(|p| &*p.name))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        if !names.contains(&port.as_str()) {
+            return Err(ApiError::NotFound(format!(
+                "port {port} in {}/{} (its ports: {})",
+                key.cluster,
+                key.name,
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        }
+    }
     Ok(indexed(index, &detail(&s, &snapshot, &p, index)))
 }
 

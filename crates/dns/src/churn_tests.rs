@@ -128,17 +128,30 @@ fn every_version_and_every_transfer_matches_its_generation() {
     };
 
     let done = Arc::new(AtomicBool::new(false));
+    // Reads done so far: the writer lets the reader in every 100 batches, so a loaded machine
+    // (two cores shared with a build) cannot run the whole churn before the reader looks.
+    let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writer = {
-        let (registry, expected, done) = (
+        let (registry, expected, done, reads) = (
             Arc::clone(&registry),
             Arc::clone(&expected),
             Arc::clone(&done),
+            Arc::clone(&reads),
         );
         std::thread::spawn(move || {
             let mut state = vec![BTreeSet::new(); SERVICES];
             let mut version = 1;
             let mut seed = 0x2545_F491_4F6C_DD1Du64;
-            for _ in 0..4_000 {
+            for round in 0..4_000 {
+                if round % 100 == 0 {
+                    let target = reads.load(Ordering::Relaxed) + 1;
+                    let since = std::time::Instant::now();
+                    while reads.load(Ordering::Relaxed) < target
+                        && since.elapsed() < Duration::from_secs(2)
+                    {
+                        std::thread::yield_now();
+                    }
+                }
                 // A batch flips one to three tasks (of any services): always a change.
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
@@ -194,6 +207,7 @@ fn every_version_and_every_transfer_matches_its_generation() {
         check(version.serial, &got, "a query's version");
         serials.insert(version.serial);
         versions += 1;
+        reads.fetch_add(1, Ordering::Relaxed);
         if versions % 8 == 0 {
             let (serial, got) = axfr(&table);
             check(serial, &got, "an AXFR");

@@ -18,18 +18,17 @@ pub use crate::drain::DrainWaitArgs;
 #[derive(Debug, Parser)]
 #[command(name = "ecsdns", version, propagate_version = true)]
 pub struct Cli {
-    /// Log format: human-readable text, or JSON lines (for CloudWatch Logs).
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value = "text",
-        env = "ECSDNS_LOG_FORMAT"
-    )]
-    pub log_format: LogFormat,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Logging of the servers (`serve`, `demo`); the client subcommands only print.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log format: human-readable text, or JSON lines (for CloudWatch Logs).
+    #[arg(long, value_enum, default_value = "text", env = "ECSDNS_LOG_FORMAT")]
+    pub log_format: LogFormat,
 }
 
 /// Log output format.
@@ -63,6 +62,11 @@ pub enum Command {
     Endpoints(EndpointsArgs),
     /// Print every change as it happens (services, endpoints, health) until interrupted.
     Watch(WatchArgs),
+    /// List what an operator should fix: rejected reloads and failing sources, names DNS
+    /// cannot serve, collisions, poison events.
+    Problems(ListArgs),
+    /// Show one task by id or ARN: state, check verdict and reason, DNS name (exit 3: unknown).
+    Task(TaskArgs),
     /// Ask a running ecsdns to reconcile every watched cluster now (needs a token).
     Reconcile(ClientArgs),
     /// Exit 0 when a running ecsdns answers `/healthz` (for container health checks: the
@@ -87,6 +91,30 @@ pub struct ClientArgs {
     /// The bearer token itself (prefer the file: command lines are visible to other users).
     #[arg(long, env = "ECSDNS_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
+}
+
+/// `ecsdns problems`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print the API's JSON instead of lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the API is.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `ecsdns task`.
+#[derive(Debug, Args)]
+pub struct TaskArgs {
+    /// Task id (`T` of `T.S.C.zone`) or ARN.
+    pub task: String,
+    /// Print the API's JSON instead of lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the API is.
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// `ecsdns services`.
@@ -234,6 +262,9 @@ pub struct ServeArgs {
     /// HTTP API options.
     #[command(flatten)]
     pub http: HttpArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// `ecsdns demo`.
@@ -258,4 +289,7 @@ pub struct DemoArgs {
     /// HTTP API options.
     #[command(flatten)]
     pub http: HttpArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
 }

@@ -133,10 +133,12 @@ pub(crate) async fn prune_tombstones(registry: Arc<Registry>, mut stopping: watc
 }
 
 /// Logs each naming problem (unservable name, collision) once when it appears, and once when it
-/// is gone. Checked at most once a second, whatever the churn.
+/// is gone; likewise each service entering fail-open (a WARN: DNS serves tasks that do not pass)
+/// and leaving it. Checked at most once a second, whatever the churn.
 pub(crate) async fn report_problems(registry: Arc<Registry>, mut stopping: watch::Receiver<bool>) {
     let mut changed = registry.subscribe();
     let mut reported: Vec<registry::Problem> = Vec::new();
+    let mut fail_open = std::collections::BTreeSet::new();
     let mut first = true;
     loop {
         // The first check runs at once: changes made before this task started count too.
@@ -147,6 +149,22 @@ pub(crate) async fn report_problems(registry: Arc<Registry>, mut stopping: watch
             }
         }
         first = false;
+        let open_now: std::collections::BTreeSet<String> = registry
+            .services()
+            .iter()
+            .filter(|s| s.fail_open)
+            .map(|s| s.key.to_string())
+            .collect();
+        for service in open_now.difference(&fail_open) {
+            tracing::warn!(
+                service = %service,
+                "fail-open: no task of the service passes; DNS serves its running tasks anyway"
+            );
+        }
+        for service in fail_open.difference(&open_now) {
+            tracing::info!(service = %service, "fail-open over: a task passes again");
+        }
+        fail_open = open_now;
         let now = registry.problems();
         for p in now.iter().filter(|p| !reported.contains(p)) {
             tracing::warn!(problem = ?p, "naming problem: not served as the name suggests");

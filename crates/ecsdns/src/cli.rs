@@ -25,8 +25,13 @@ pub fn main_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode
     if let Command::DrainWait(a) = cli.command {
         return crate::drain::run(a);
     }
-    let json_logs = matches!(cli.log_format, LogFormat::Json);
-    init_logging(cli.log_format);
+    let log_format = match &cli.command {
+        Command::Serve(a) => a.log.log_format,
+        Command::Demo(a) => a.log.log_format,
+        _ => LogFormat::Text,
+    };
+    let json_logs = matches!(log_format, LogFormat::Json);
+    init_logging(log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -92,6 +97,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             )
         }
         Command::Watch(a) => (a.client, Client::Watch(a.cluster, a.service, a.json)),
+        Command::Problems(a) => (a.client, Client::Problems(a.json)),
+        Command::Task(a) => (a.client, Client::Task(a.task, a.json)),
         Command::Reconcile(a) => (a, Client::Reconcile),
         Command::Health(a) => (a, Client::Health),
         server => {
@@ -113,6 +120,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Client::Watch(cluster, service, json) => {
             client::watch(&target, cluster.as_deref(), service.as_deref(), json).await
         }
+        Client::Problems(json) => client::show::problems(&target, json).await,
+        Client::Task(task, json) => client::show::task(&target, &task, json).await,
         Client::Reconcile => client::reconcile(&target).await,
         Client::Health => client::health(&target).await,
     })
@@ -120,6 +129,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 /// A client subcommand, its arguments resolved.
 enum Client {
+    Problems(bool),
+    Task(String, bool),
     Services(Option<String>, bool),
     Endpoints(String, String, EndpointFilter, bool),
     Watch(Option<String>, Option<String>, bool),
@@ -219,6 +230,8 @@ async fn serve_or_demo(command: Command) -> anyhow::Result<()> {
         | Command::Endpoints(_)
         | Command::Watch(_)
         | Command::Reconcile(_)
+        | Command::Problems(_)
+        | Command::Task(_)
         | Command::Health(_)
         | Command::DrainWait(_) => {
             anyhow::bail!("not a server command")

@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use api::dto::{Endpoint, ServiceDetail, ServiceEvent, ServiceList, ServiceSummary};
 
+pub mod show;
+mod watch;
+
 /// Exit codes of the client subcommands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -238,8 +241,32 @@ fn endpoint_row(e: &Endpoint) -> Vec<String> {
             .join(" "),
         e.az.clone().unwrap_or_else(|| "-".into()),
         e.health.clone(),
+        e.check
+            .as_ref()
+            .map_or_else(|| "-".into(), |c| c.status.clone()),
+        e.check
+            .as_ref()
+            .and_then(|c| c.reason.clone())
+            .unwrap_or_else(|| "-".into()),
+        e.check
+            .as_ref()
+            .and_then(|c| c.since_ms)
+            .map_or_else(|| "-".into(), ago),
         format!("{}/{}", e.last_status, e.desired_status),
     ]
+}
+
+/// `12s ago`, `3m ago`, `2h ago` from a Unix time in milliseconds.
+fn ago(since_ms: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let s = now.saturating_sub(since_ms) / 1000;
+    match s {
+        0..120 => format!("{s}s ago"),
+        120..7200 => format!("{}m ago", s / 60),
+        _ => format!("{}h ago", s / 3600),
+    }
 }
 
 /// Filters of `ecsdns endpoints`.
@@ -288,6 +315,9 @@ pub async fn endpoints(
                         "PORTS",
                         "AZ",
                         "HEALTH",
+                        "CHECK",
+                        "REASON",
+                        "SINCE",
                         "LAST/DESIRED",
                     ],
                     &rows,
@@ -363,8 +393,15 @@ pub async fn watch(
             if let Some(s) = service {
                 query.push(format!("service={}", encode(s)));
             }
-            let path = format!("/v1/watch?{}", query.join("&"));
+            let mut transitions = watch::Transitions::default();
+            // Seed each watched service's tasks, so the first change already says which task
+            // moved; the stream then starts after the newest state read.
             let mut last_id: Option<String> = None;
+            if !json {
+                let seeded = watch::seed(target, cluster, service, &mut transitions).await;
+                last_id = seeded.map(|index| index.to_string());
+            }
+            let path = format!("/v1/watch?{}", query.join("&"));
             let mut failures = 0u32;
             loop {
                 let mut request = target
@@ -389,7 +426,7 @@ pub async fn watch(
                     buffer.push_str(&String::from_utf8_lossy(&chunk));
                     while let Some(end) = buffer.find("\n\n") {
                         let frame: String = buffer.drain(..end + 2).collect();
-                        if let Some(id) = show_event(&frame, json) {
+                        if let Some(id) = show_event(&frame, json, &mut transitions) {
                             last_id = Some(id);
                         }
                     }
@@ -403,7 +440,7 @@ pub async fn watch(
 }
 
 /// Prints one SSE frame; returns its id.
-fn show_event(frame: &str, json: bool) -> Option<String> {
+fn show_event(frame: &str, json: bool, transitions: &mut watch::Transitions) -> Option<String> {
     let (mut event, mut data, mut id) = ("message", String::new(), None);
     for line in frame.lines() {
         if let Some(v) = line.strip_prefix("event:") {
@@ -423,26 +460,14 @@ fn show_event(frame: &str, json: bool) -> Option<String> {
     }
     let line = match event {
         "service" => match serde_json::from_str::<ServiceEvent>(&data) {
-            Ok(e) if e.removed => format!("index {} {}/{}: removed", e.index, e.cluster, e.service),
-            Ok(ServiceEvent {
-                index,
-                cluster,
-                service,
-                summary: Some(s),
-                ..
-            }) => format!(
-                "index {index} {cluster}/{service}: {} passing, {} unhealthy, {} starting, {} draining{}",
-                s.passing,
-                s.unhealthy,
-                s.starting,
-                s.draining,
-                if s.fail_open { " (fail-open)" } else { "" }
-            ),
-            Ok(e) => format!("index {} {}/{}", e.index, e.cluster, e.service),
+            Ok(e) => transitions.lines(&e).join("\n"),
             Err(_) => format!("{event}: {data}"),
         },
         "hello" => format!("watching from {data}"),
-        "reset" => format!("registry reset, refetch everything: {data}"),
+        "reset" => {
+            transitions.reset();
+            format!("registry reset, refetch everything: {data}")
+        }
         other => format!("{other}: {data}"),
     };
     print(&format!("{line}\n"));

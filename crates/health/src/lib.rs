@@ -318,12 +318,29 @@ async fn probe_loop(
                     &metrics.to_failing
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
+                if outcome.passed {
+                    tracing::info!(
+                        task = %arn,
+                        %addr,
+                        reason = %outcome.reason,
+                        "active check passing again"
+                    );
+                } else {
+                    tracing::warn!(
+                        task = %arn,
+                        %addr,
+                        reason = %outcome.reason,
+                        "active check failing: task out of DNS"
+                    );
+                }
+            } else if !outcome.passed {
+                // A task failing from its very first probe never served: say so, or it is
+                // invisible (no transition happened).
+                tracing::warn!(
                     task = %arn,
                     %addr,
-                    passing = outcome.passed,
                     reason = %outcome.reason,
-                    "active check verdict changed"
+                    "active check failing from the first probe: task not served"
                 );
             }
             state = Some(outcome.passed);
