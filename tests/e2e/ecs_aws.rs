@@ -30,6 +30,7 @@ impl Aws {
             .unwrap();
         let config = rt.block_on(
             aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .http_client(ecs::aws::https_client())
                 .region(aws_config::Region::new(REGION))
                 .endpoint_url(moto.endpoint())
                 .credentials_provider(aws_sdk_ecs::config::Credentials::new(

@@ -39,12 +39,26 @@ pub struct Unbound {
 impl Unbound {
     /// Starts unbound with its files in `dir`; waits until it answers for `zone`.
     pub fn start(dir: &Path, zone: &str, upstream: SocketAddr) -> Self {
+        // A port free now can be taken before unbound binds it (an ephemeral port of another
+        // test's connection, on UDP or TCP): try again on a new port when that happens.
+        for _ in 0..5 {
+            if let Some(me) = Self::try_start(dir, zone, upstream) {
+                return me;
+            }
+        }
+        panic!("unbound could not bind a free port in 5 tries");
+    }
+
+    /// One attempt; `None` when unbound found its port taken.
+    fn try_start(dir: &Path, zone: &str, upstream: SocketAddr) -> Option<Self> {
         std::fs::create_dir_all(dir).unwrap();
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = udp.local_addr().unwrap().port();
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                break port;
+            }
+        };
         let zone = zone.trim_end_matches('.');
         let config = format!(
             "server:\n\
@@ -94,6 +108,9 @@ impl Unbound {
         while crate::udp_raw(addr, &query, Duration::from_millis(200)).is_none() {
             if let Some(status) = me.child.try_wait().unwrap() {
                 let log = std::fs::read_to_string(dir.join("unbound.log")).unwrap_or_default();
+                if log.contains("Address already in use") {
+                    return None;
+                }
                 panic!("unbound exited ({status}): {log}");
             }
             assert!(
@@ -102,7 +119,7 @@ impl Unbound {
             );
         }
         me.addr = addr;
-        me
+        Some(me)
     }
 }
 
