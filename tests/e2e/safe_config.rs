@@ -24,6 +24,10 @@ fn a(p: &Process, name: &str) -> Vec<String> {
 }
 
 fn serve(file: &std::path::Path, extra: &[&str]) -> Process {
+    serve_polling(file, "100ms", extra)
+}
+
+fn serve_polling(file: &std::path::Path, poll: &str, extra: &[&str]) -> Process {
     let mut args = vec![
         "serve",
         "--dns-addr",
@@ -31,7 +35,7 @@ fn serve(file: &std::path::Path, extra: &[&str]) -> Process {
         "--endpoints",
         file.to_str().unwrap(),
         "--endpoints-poll",
-        "100ms",
+        poll,
         "--log-format",
         "json",
     ];
@@ -103,27 +107,30 @@ fn an_emptied_file_is_refused_and_reported_unless_it_says_so() {
 fn a_file_written_in_pieces_is_only_served_whole() {
     let dir = temp_dir("safe-pieces");
     let file = dir.join("endpoints.toml");
-    write_atomic(&file, endpoints(8));
-    let mut p = serve(&file, &[]);
+    write_atomic(&file, endpoints(16));
+    // A 1 s poll settles for 250 ms: a writer pausing less than that is still writing.
+    let mut p = serve_polling(&file, "1s", &[]);
     let web = "web.static.ecs.internal";
-    assert_eq!(a(&p, web).len(), 8);
+    assert_eq!(a(&p, web).len(), 16);
     // A slow writer (a copy over a network mount, an editor saving in place): truncate, then a
-    // line every 10 ms, for longer than several polls. The new file moves every endpoint.
-    let full = endpoints(8).replace("10.0.0.", "10.9.9.");
+    // line every 15 ms, for longer than a poll (so a poll always lands in the middle). The new
+    // file moves every endpoint.
+    let full = endpoints(16).replace("10.0.0.", "10.9.9.");
     let mut f = std::fs::File::create(&file).unwrap();
     for line in full.split_inclusive('\n') {
         f.write_all(line.as_bytes()).unwrap();
         f.flush().unwrap();
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(15));
     }
     drop(f);
     eventually(WAIT, "the new addresses", || {
-        (a(&p, web).iter().all(|ip| ip.starts_with("10.9.9.")) && a(&p, web).len() == 8)
-            .then_some(())
+        let now = a(&p, web);
+        (now.iter().all(|ip| ip.starts_with("10.9.9.")) && now.len() == 16).then_some(())
     });
     std::thread::sleep(Duration::from_millis(300));
     p.stop();
-    // Every reload applied the whole file: no partial endpoint count ever reached DNS.
+    // Every reload applied the whole file: no partial endpoint count ever reached DNS (before,
+    // a poll in the middle of the write served the endpoints written so far).
     let log = p.stderr();
     let reloads: Vec<u64> = log
         .lines()
@@ -135,7 +142,7 @@ fn a_file_written_in_pieces_is_only_served_whole() {
         .collect();
     assert!(!reloads.is_empty(), "{log}");
     assert!(
-        reloads.iter().all(|n| *n == 8),
+        reloads.iter().all(|n| *n == 16),
         "partial reloads {reloads:?}"
     );
 }
