@@ -35,6 +35,21 @@ pub fn serve_endpoints(path: &std::path::Path, extra: &[&str]) -> testkit::Proce
     testkit::Process::start(&args)
 }
 
+/// Runs `ecsdns serve` over an endpoints file that must be refused at start; its exit code and
+/// stderr.
+pub fn serve_refused(path: &std::path::Path) -> (Option<i32>, String) {
+    let (code, _, err) = testkit::run_ecsdns(&[
+        "serve",
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "off",
+        "--endpoints",
+        path.to_str().unwrap(),
+    ]);
+    (code, err)
+}
+
 /// Starts ecsdns in-process with `endpoints` as its static file.
 pub fn start(name: &str, endpoints: &str, tweak: impl FnOnce(&mut Settings)) -> Server {
     let dir = temp_dir(name);

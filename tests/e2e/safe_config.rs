@@ -159,15 +159,7 @@ fn two_blocks_of_one_service_are_an_error_not_a_merge() {
             .replace("10.0.0.1", "10.0.0.9")
     );
     std::fs::write(&file, &twice).unwrap();
-    let (code, _, err) = testkit::run_ecsdns(&[
-        "serve",
-        "--dns-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "off",
-        "--endpoints",
-        file.to_str().unwrap(),
-    ]);
+    let (code, err) = crate::fixture::serve_refused(&file);
     assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains(

@@ -118,13 +118,7 @@ fn a_bad_file_at_startup_is_a_clear_error() {
     let dir = temp_dir("badstart");
     let file = dir.join("endpoints.toml");
     crate::fixture::write_atomic(&file, ONE.replace("10.0.0.1", "not-an-ip"));
-    let (code, _, err) = run_ecsdns(&[
-        "serve",
-        "--dns-addr",
-        "127.0.0.1:0",
-        "--endpoints",
-        file.to_str().unwrap(),
-    ]);
+    let (code, err) = crate::fixture::serve_refused(&file);
     assert_eq!(code, Some(1));
     assert!(
         err.contains("endpoints file") && err.contains("invalid TOML"),
@@ -156,15 +150,7 @@ addresses = ["10.0.0.2"]
 "#,
     )
     .unwrap();
-    let (code, _, err) = run_ecsdns(&[
-        "serve",
-        "--dns-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "off",
-        "--endpoints",
-        file.to_str().unwrap(),
-    ]);
+    let (code, err) = crate::fixture::serve_refused(&file);
     assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("service \"api\" of cluster \"static\" is defined twice (lines 2 and 7)"),

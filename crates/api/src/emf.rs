@@ -130,11 +130,10 @@ impl EmfWriter {
         let mut totals = Vec::new();
         let queries = e.sum("ecsdns_dns_queries_total", &[]).unwrap_or(0.0);
         totals.push(("Queries", Unit::Count, self.delta("queries", queries)));
-        let served: usize = registry
-            .services()
-            .iter()
-            .map(|s| s.served_views().count())
-            .sum();
+        // One listing of the services for the zone's total and the per-service lines.
+        let snapshots = registry.services();
+        let per_service: Vec<usize> = snapshots.iter().map(|s| s.served_views().count()).collect();
+        let served: usize = per_service.iter().sum();
         totals.push(("ServedEndpoints", Unit::Count, served as f64));
         let fail_open = e.sum("ecsdns_services_fail_open", &[]).unwrap_or(0.0);
         totals.push(("FailOpenServices", Unit::Count, fail_open));
@@ -211,7 +210,7 @@ impl EmfWriter {
         }
 
         // Each service.
-        for snapshot in registry.services() {
+        for (snapshot, served) in snapshots.iter().zip(per_service) {
             lines.push(Line {
                 dimensions: vec![
                     ("Zone", zone.clone()),
@@ -219,11 +218,7 @@ impl EmfWriter {
                     ("Service", snapshot.key.name.to_string()),
                 ],
                 metrics: vec![
-                    (
-                        "ServedEndpoints",
-                        Unit::Count,
-                        snapshot.served_views().count() as f64,
-                    ),
+                    ("ServedEndpoints", Unit::Count, served as f64),
                     ("Tasks", Unit::Count, snapshot.tasks.len() as f64),
                     (
                         "FailOpen",

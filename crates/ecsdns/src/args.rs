@@ -109,12 +109,9 @@ pub struct ListArgs {
 pub struct TaskArgs {
     /// Task id (`T` of `T.S.C.zone`) or ARN.
     pub task: String,
-    /// Print the API's JSON instead of lines.
-    #[arg(long)]
-    pub json: bool,
-    /// Where the API is.
+    /// `--json` and where the API is.
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub out: ListArgs,
 }
 
 /// `ecsdns services`.

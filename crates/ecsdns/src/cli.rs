@@ -98,7 +98,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Watch(a) => (a.client, Client::Watch(a.cluster, a.service, a.json)),
         Command::Problems(a) => (a.client, Client::Problems(a.json)),
-        Command::Task(a) => (a.client, Client::Task(a.task, a.json)),
+        Command::Task(a) => (a.out.client, Client::Task(a.task, a.out.json)),
         Command::Reconcile(a) => (a, Client::Reconcile),
         Command::Health(a) => (a, Client::Health),
         server => {
