@@ -174,6 +174,10 @@ fn desired_stopped_leaves_dns_before_the_task_stops() {
         assert_eq!(e["served"], false);
         let service = dig(demo.dns, &["+short", "web.demo.ecs.internal", "A"]);
         let own = dig(demo.dns, &[&format!("{id}.web.demo.ecs.internal"), "A"]);
+        let txt = dig(
+            demo.dns,
+            &["+short", &format!("{id}.web.demo.ecs.internal"), "TXT"],
+        );
         // Still RUNNING in ECS after the DNS check: the answers were taken inside the window.
         let after = testkit::http::get(&format!("http://{api}/v1/tasks/{id}"));
         if after.status != 200 || after.json()["lastStatus"] != "RUNNING" {
@@ -183,7 +187,15 @@ fn desired_stopped_leaves_dns_before_the_task_stops() {
             !service.lines().any(|l| l == ip),
             "{ip} still served: {service}"
         );
-        assert!(own.contains("NXDOMAIN"), "{own}");
+        // Its own name stays, with no address (NODATA), and its TXT says why.
+        assert!(
+            own.contains("status: NOERROR") && own.contains("ANSWER: 0"),
+            "{own}"
+        );
+        assert!(
+            txt.starts_with("\"served=no\" \"reason=stopping (desired STOPPED)\""),
+            "{txt}"
+        );
         checked += 1;
     }
     assert_eq!(checked, 2, "saw two tasks on their way out within a minute");

@@ -496,9 +496,24 @@ fn only_usable_tasks_are_served_and_fail_open_when_none_is() {
     assert_eq!(addrs(&r.answers), ips(&["10.3.0.1"]));
     let r = udp(dns(), &query(&n("bad.mixed.prod"), RecordType::A));
     assert_eq!(
-        r.metadata.response_code,
-        ResponseCode::NXDomain,
-        "unserved task has no name"
+        (r.metadata.response_code, r.answers.len()),
+        (ResponseCode::NoError, 0),
+        "an unserved task's name holds no address (NODATA)"
+    );
+    // Its TXT says it is left out, and why.
+    let r = udp(dns(), &query(&n("bad.mixed.prod"), RecordType::TXT));
+    let RData::TXT(txt) = &r.answers[0].data else {
+        panic!("TXT expected: {r:?}")
+    };
+    let text: Vec<String> = txt
+        .txt_data
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert_eq!(
+        text[..3],
+        ["served=no", "reason=ECS health UNHEALTHY", "status=RUNNING"],
+        "{text:?}"
     );
     let r = udp(dns(), &query(&n("sick.prod"), RecordType::A));
     assert_eq!(

@@ -157,11 +157,19 @@ fn probes_remove_and_return_endpoints() {
     let check = endpoint_check(api, "web-2");
     assert_eq!(check["status"], "failing");
     assert_eq!(check["reason"], "connection refused");
-    let txt = udp(p.dns, &dns_name_query("web-2"));
+    let a = udp(p.dns, &dns_name_query("web-2"));
     assert!(
-        txt.answers.is_empty(),
-        "a failing task's name is not served"
+        a.answers.is_empty()
+            && a.metadata.response_code == hickory_proto::op::ResponseCode::NoError,
+        "a failing task's name has no address (NODATA, not NXDOMAIN): {a:?}"
     );
+    // Its TXT still answers, saying why it is left out.
+    let txt = txt_of(p.dns, "web-2");
+    assert!(
+        txt.starts_with("served=no reason=active check failing: connection refused status=RUNNING"),
+        "{txt}"
+    );
+    assert!(txt.contains("check=http:http/healthz failing"), "{txt}");
 
     // Reopened, it returns only after `rise` (3) consecutive passes.
     backends[1].reopen();

@@ -20,6 +20,7 @@ mod dns_rules;
 mod drain;
 mod ecs_aws;
 mod ecs_watch;
+mod explain;
 mod faults;
 mod fixture;
 mod go_resolver;

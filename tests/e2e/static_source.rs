@@ -130,32 +130,30 @@ fn a_bad_file_at_startup_is_a_clear_error() {
 }
 
 #[test]
-fn names_that_collide_in_dns_are_refused_naming_both() {
-    // "Api" and "api" are one DNS name: the file is refused at start, never half-served.
+fn names_not_served_as_written_are_refused_with_the_name_to_write() {
+    // "Api" would be served as "api", "Cache_1" as "cache_1": neither is what the operator
+    // wrote, and two blocks "Api" and "api" would silently be one name. Refused, naming what to
+    // write instead.
     let dir = temp_dir("collide");
     let file = dir.join("endpoints.toml");
-    std::fs::write(
-        &file,
-        r#"
-[[service]]
-name = "Api"
-[[service.endpoint]]
-id = "a1"
-addresses = ["10.0.0.1"]
-[[service]]
-name = "api"
-[[service.endpoint]]
-id = "a2"
-addresses = ["10.0.0.2"]
-"#,
-    )
-    .unwrap();
-    let (code, err) = crate::fixture::serve_refused(&file);
-    assert_eq!(code, Some(1), "{err}");
-    assert!(
-        err.contains("service \"api\" of cluster \"static\" is defined twice (lines 2 and 7)"),
-        "{err}"
-    );
+    for (name, message) in [
+        ("Api", "service \"Api\" is not served as written"),
+        ("Cache_1", "service \"Cache_1\" is not served as written"),
+    ] {
+        std::fs::write(
+            &file,
+            format!(
+                "[[service]]\nname = \"{name}\"\n[[service.endpoint]]\nid = \"a1\"\naddresses = [\"10.0.0.1\"]\n"
+            ),
+        )
+        .unwrap();
+        let (code, err) = crate::fixture::serve_refused(&file);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains(message), "{err}");
+        let instead = name.to_ascii_lowercase().replace('_', "-");
+        assert!(err.contains(&format!("write \"{instead}\"")), "{err}");
+        assert!(err.contains(file.to_str().unwrap()), "{err}");
+    }
 }
 
 /// A reverse name shared by tasks of two services (bridge tasks on one host share its address)

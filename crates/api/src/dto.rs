@@ -8,7 +8,9 @@ use registry::{Problem, ServiceSnapshot, TaskView};
 use serde::{Deserialize, Serialize};
 
 mod drain;
+mod explain;
 pub use drain::{Drain, ServedInfo};
+pub use explain::{DnsAnswer, Explain, ExplainTask};
 
 /// Where an endpoint stands, from the point of view of a client choosing whom to call. The
 /// declaration order is the order `/metrics` lists them in (it indexes by discriminant).

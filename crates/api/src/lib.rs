@@ -19,6 +19,7 @@ mod drain;
 pub mod dto;
 pub mod emf;
 mod error;
+mod explain;
 pub mod metrics;
 mod params;
 mod views;
@@ -55,6 +56,15 @@ pub trait Operator: Send + Sync + 'static {
     /// What DNS knows of the tasks whose ARN or id is `task` (served now, or left lately), as
     /// of `now_ms` (ms since the epoch).
     fn served(&self, task: &str, now_ms: u64) -> Vec<dto::ServedInfo>;
+    /// What DNS answers `name`/`qtype` to a client at `from`, asked of the real answer path;
+    /// `service` (`service.cluster`) names the service whose same-AZ setting applies.
+    fn explain(
+        &self,
+        name: &str,
+        qtype: &str,
+        from: Option<std::net::IpAddr>,
+        service: Option<&str>,
+    ) -> Result<dto::DnsAnswer, ApiError>;
 }
 
 /// API settings.
@@ -159,6 +169,7 @@ pub fn router(
         .route("/v1/tasks/{task}", get(views::task))
         .route("/v1/tasks/{task}/drain", get(drain::drain))
         .route("/v1/problems", get(views::problems))
+        .route("/v1/explain", get(explain::explain))
         .route("/v1/prometheus-sd", get(views::prometheus_sd))
         .route("/v1/watch", get(watch::stream))
         .route("/v1/reconcile", post(views::reconcile))

@@ -21,6 +21,7 @@ mod answer_tests;
 mod churn_tests;
 mod config;
 mod entry;
+mod explain;
 pub mod follow;
 mod metrics;
 pub mod notify;
@@ -39,6 +40,7 @@ mod xfr;
 
 pub use answer::{Answerer, Outcome, Transport};
 pub use config::{AzConfig, AzPreference, Cidr, TransferConfig, ZoneConfig};
+pub use explain::Explanation;
 pub use metrics::{DnsMetrics, LatencySnapshot, MetricsSnapshot};
 pub use rrl::RrlConfig;
 pub use served::{ServeLog, ServedTask};

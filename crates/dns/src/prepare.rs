@@ -114,13 +114,20 @@ impl Preparer<'_> {
         (v4, v6)
     }
 
+    /// The per-task TXT: the task's state; for a task left out of the answers, first
+    /// `served=no` and the reason.
     fn txt(view: &TaskView) -> RData {
         let task = &view.task;
-        let mut strings = vec![
+        let mut strings = Vec::new();
+        if let Some(why) = view.left_out() {
+            strings.push("served=no".to_string());
+            strings.push(format!("reason={why}"));
+        }
+        strings.extend([
             format!("status={}", task.last_status.as_str()),
             format!("desired={}", task.desired_status.as_str()),
             format!("health={}", task.health.as_str()),
-        ];
+        ]);
         if let Some(az) = &task.az {
             strings.push(format!("az={az}"));
         }
@@ -234,6 +241,27 @@ impl Preparer<'_> {
                     .or_default()
                     .push((srv, Some(task_name.clone()), az));
             }
+        }
+        // Known but unserved tasks keep their own name with TXT only (no address: nothing
+        // routes to them), so `dig TXT T.S.C.Z` says why a task is left out.
+        for view in snapshot.tasks.iter().filter(|v| !v.served) {
+            let Some(id) = model::task_label(view.task.id()) else {
+                continue;
+            };
+            let task_name =
+                service
+                    .prepend_label(id.as_bytes())
+                    .map_err(|e| DnsError::InvalidName {
+                        name: format!("{id}.{service}"),
+                        reason: e.to_string(),
+                    })?;
+            names
+                .entry(task_name)
+                .or_default()
+                .rrsets
+                .entry(u16::from(RecordType::TXT))
+                .or_default()
+                .push((Self::txt(view), None, 0));
         }
         let mut out = Vec::with_capacity(names.len());
         for (name, pending) in names {

@@ -284,6 +284,9 @@ impl App {
     async fn watch_endpoints(&mut self, path: PathBuf, poll: Duration) -> anyhow::Result<()> {
         let mut source = StaticSource::default();
         let settle = (poll / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
+        // Stamped before the first read: a write landing during or just after it (before
+        // the poll loop starts) is then a change the loop sees, not a version it skips.
+        let mut seen = stamp(&path);
         let text = read_stable(&path, settle)
             .await
             .with_context(|| format!("cannot read endpoints file {}", path.display()))?;
@@ -298,7 +301,6 @@ impl App {
         let synced = self.synced.clone();
         let mut stopping = self.stopping();
         self.tasks.spawn(async move {
-            let mut seen = stamp(&path);
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(poll) => {}
@@ -456,7 +458,6 @@ const ENDPOINTS_SOURCE: &str = "endpoints-file";
 /// Readiness name of the demo simulator.
 const DEMO_SOURCE: &str = "demo";
 
-/// What identifies a version of the endpoints file: modification time and length.
 /// Reads a file once two reads `settle` apart return the same text (a writer that truncates
 /// and rewrites, or copies in pieces, has finished), trying up to ten times.
 async fn read_stable(path: &std::path::Path, settle: Duration) -> std::io::Result<String> {
@@ -476,7 +477,19 @@ async fn read_stable(path: &std::path::Path, settle: Duration) -> std::io::Resul
     )))
 }
 
-fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+/// What identifies a version of the endpoints file: modification time, length, inode and
+/// change time.
+fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+    // The inode and change time too: a file replaced by rename (how editors and config
+    // tools write) within the filesystem's time granularity, at the same length, still
+    // reads as a new version.
+    Some((
+        meta.modified().ok()?,
+        meta.len(),
+        meta.ino(),
+        meta.ctime(),
+        meta.ctime_nsec(),
+    ))
 }

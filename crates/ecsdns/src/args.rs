@@ -67,6 +67,9 @@ pub enum Command {
     Problems(ListArgs),
     /// Show one task by id or ARN: state, check verdict and reason, DNS name (exit 3: unknown).
     Task(TaskArgs),
+    /// Show what DNS answers a name to a client, and why each task of the service is in the
+    /// answer or left out (health, check, draining, stopping, AZ, port).
+    Explain(ExplainArgs),
     /// Ask a running ecsdns to reconcile every watched cluster now (needs a token).
     Reconcile(ClientArgs),
     /// Exit 0 when a running ecsdns answers `/healthz` (for container health checks: the
@@ -109,6 +112,23 @@ pub struct ListArgs {
 pub struct TaskArgs {
     /// Task id (`T` of `T.S.C.zone`) or ARN.
     pub task: String,
+    /// `--json` and where the API is.
+    #[command(flatten)]
+    pub out: ListArgs,
+}
+
+/// `ecsdns explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The name asked (`web.prod.ecs.internal`, `_http._tcp.web.prod.ecs.internal`, a task
+    /// name).
+    pub name: String,
+    /// The record type asked.
+    #[arg(default_value = "A")]
+    pub qtype: String,
+    /// The client's address: same-AZ answers follow it.
+    #[arg(long, value_name = "IP")]
+    pub from: Option<std::net::IpAddr>,
     /// `--json` and where the API is.
     #[command(flatten)]
     pub out: ListArgs,

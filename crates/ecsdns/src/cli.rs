@@ -99,6 +99,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Watch(a) => (a.client, Client::Watch(a.cluster, a.service, a.json)),
         Command::Problems(a) => (a.client, Client::Problems(a.json)),
         Command::Task(a) => (a.out.client, Client::Task(a.task, a.out.json)),
+        Command::Explain(a) => (
+            a.out.client,
+            Client::Explain(a.name, a.qtype, a.from, a.out.json),
+        ),
         Command::Reconcile(a) => (a, Client::Reconcile),
         Command::Health(a) => (a, Client::Health),
         server => {
@@ -122,6 +126,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Client::Problems(json) => client::show::problems(&target, json).await,
         Client::Task(task, json) => client::show::task(&target, &task, json).await,
+        Client::Explain(name, qtype, from, json) => {
+            client::show::explain(&target, &name, &qtype, from, json).await
+        }
         Client::Reconcile => client::reconcile(&target).await,
         Client::Health => client::health(&target).await,
     })
@@ -131,6 +138,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 enum Client {
     Problems(bool),
     Task(String, bool),
+    Explain(String, String, Option<std::net::IpAddr>, bool),
     Services(Option<String>, bool),
     Endpoints(String, String, EndpointFilter, bool),
     Watch(Option<String>, Option<String>, bool),
@@ -232,6 +240,7 @@ async fn serve_or_demo(command: Command) -> anyhow::Result<()> {
         | Command::Reconcile(_)
         | Command::Problems(_)
         | Command::Task(_)
+        | Command::Explain(_)
         | Command::Health(_)
         | Command::DrainWait(_) => {
             anyhow::bail!("not a server command")

@@ -193,6 +193,29 @@ impl api::Operator for AppOperator {
             .collect()
     }
 
+    fn explain(
+        &self,
+        name: &str,
+        qtype: &str,
+        from: Option<std::net::IpAddr>,
+        service: Option<&str>,
+    ) -> Result<api::dto::DnsAnswer, ApiError> {
+        let e = self
+            .table
+            .explain(name, qtype, from, service)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok(api::dto::DnsAnswer {
+            name: e.name,
+            qtype: e.qtype,
+            rcode: e.rcode,
+            answers: e.answers,
+            addresses: e.addresses,
+            targets: e.targets,
+            client_az: e.client_az,
+            az_preference: e.az_preference,
+        })
+    }
+
     fn reconcile(&self) -> Result<usize, ApiError> {
         match &self.watcher {
             Some(w) => Ok(w.reconcile_now()),

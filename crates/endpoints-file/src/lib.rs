@@ -192,6 +192,23 @@ impl Services {
     }
 }
 
+/// A name of the file (cluster, service, endpoint id, port) as DNS serves it. The file is
+/// written by people, so a name must already be its own label: lowercase letters, digits and
+/// `-`, as host names are (RFC 1123). `Cache_1` is refused with the name to write instead, not
+/// served as `cache_1` (a lowercased name the operator never wrote, with an underscore many
+/// resolvers and HTTP clients reject in a host name). ECS names keep their documented mapping.
+fn served_label(what: &str, name: &str) -> Result<String, FileError> {
+    let label = dns_label(name).with_context(|| format!("{what} {name:?} is not a DNS label"))?;
+    if label != name || name.contains('_') {
+        let instead = label.replace('_', "-");
+        bail!(
+            "{what} {name:?} is not served as written: names here are lowercase letters, digits \
+             and '-' (host name labels); write {instead:?}"
+        );
+    }
+    Ok(label)
+}
+
 /// Reads and validates a file into tasks (version 0; [`StaticSource`] assigns versions).
 pub fn parse(path: &Path, text: &str) -> Result<Vec<Task>, FileError> {
     parse_file(path, text).map(|f| f.tasks)
@@ -309,14 +326,11 @@ impl Names {
 
 /// Validates one service of the file and appends its endpoints as tasks.
 fn add_service(svc: ServiceDef, tasks: &mut Vec<Task>, names: &mut Names) -> Result<(), FileError> {
-    let cluster = dns_label(&svc.cluster)
-        .with_context(|| format!("cluster {:?} is not a DNS label", svc.cluster))?;
-    let name_label = dns_label(&svc.name)
-        .with_context(|| format!("service {:?} is not a DNS label", svc.name))?;
+    let cluster = served_label("cluster", &svc.cluster)?;
+    let name_label = served_label("service", &svc.name)?;
     let check = svc.check()?;
     for ep in svc.endpoints {
-        let id = dns_label(&ep.id)
-            .with_context(|| format!("endpoint id {:?} is not a DNS label", ep.id))?;
+        let id = served_label("endpoint id", &ep.id)?;
         if id.starts_with('_') {
             bail!("endpoint id {:?} may not start with '_'", ep.id);
         }
@@ -325,6 +339,7 @@ fn add_service(svc: ServiceDef, tasks: &mut Vec<Task>, names: &mut Names) -> Res
         }
         let mut ports = Vec::new();
         for (name, def) in ep.ports.0 {
+            served_label("port name", &name)?;
             port_label(&name).with_context(|| format!("port name {name:?} is not a label"))?;
             let (port, protocol) = match def {
                 PortDef::Number(p) => (p, Protocol::Tcp),

@@ -82,7 +82,40 @@ mod messages {
                 "[[service]]\nname = \"cache\"\n[[service.endpoint]]\nid = \"c-1\"\naddresses = [\"10.0.0.1\"]\nports = {ports}\n"
             )
         };
-        let cases: [(String, &[&str]); 7] = [
+        let service = |name: &str, id: &str| {
+            format!(
+                "[[service]]\nname = \"{name}\"\n[[service.endpoint]]\nid = \"{id}\"\naddresses = [\"10.0.0.1\"]\n"
+            )
+        };
+        let cases: [(String, &[&str]); 11] = [
+            (
+                service("Cache_1", "c-1"),
+                &[
+                    "service \"Cache_1\" is not served as written",
+                    "write \"cache-1\"",
+                ],
+            ),
+            (
+                service("cache", "C1"),
+                &[
+                    "endpoint id \"C1\" is not served as written",
+                    "write \"c1\"",
+                ],
+            ),
+            (
+                service("cache", "c_1"),
+                &[
+                    "endpoint id \"c_1\" is not served as written",
+                    "write \"c-1\"",
+                ],
+            ),
+            (
+                endpoint("{ Redis = 6379 }"),
+                &[
+                    "port name \"Redis\" is not served as written",
+                    "write \"redis\"",
+                ],
+            ),
             (
                 endpoint("{ redis = 70000 }"),
                 &["port redis: 70000 is not a port number (1-65535)", "line 6"],

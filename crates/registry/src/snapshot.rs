@@ -22,6 +22,37 @@ pub struct TaskView {
     pub served: bool,
 }
 
+impl TaskView {
+    /// Why DNS does not serve this task, in a few words (the per-task TXT's `reason=`, and
+    /// `ecsdns explain`); `None` while it is served. The first rule it fails, in the order a
+    /// task leaves: stopping, then draining, then its health, then its active check.
+    pub fn left_out(&self) -> Option<String> {
+        use model::{Health, TaskStatus};
+        if self.served {
+            return None;
+        }
+        let task = &self.task;
+        Some(if task.desired_status != TaskStatus::Running {
+            format!("stopping (desired {})", task.desired_status.as_str())
+        } else if task.last_status != TaskStatus::Running {
+            format!("not running yet ({})", task.last_status.as_str())
+        } else if self.instance_draining {
+            "container instance draining".to_string()
+        } else if task.health == Health::Unhealthy {
+            "ECS health UNHEALTHY".to_string()
+        } else if task.health_checked && task.health == Health::Unknown {
+            "ECS health check pending".to_string()
+        } else {
+            match &self.check {
+                Some(c) if !c.passing => format!("active check failing: {}", c.reason),
+                None if task.check.is_some() => "active check pending".to_string(),
+                // Usable yet not served: other tasks are, so only fail-open could explain it.
+                _ => "not served".to_string(),
+            }
+        })
+    }
+}
+
 /// A naming problem: an ECS name that is not served, or not served as the operator may expect.
 /// Reported through the API and a metric; never dropped silently.
 #[derive(Debug, Clone, PartialEq, Eq)]

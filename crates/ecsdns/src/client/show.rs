@@ -1,8 +1,9 @@
-//! `ecsdns problems` and `ecsdns task ID`: what the API knows, as lines an operator reads.
+//! `ecsdns problems`, `ecsdns task ID` and `ecsdns explain NAME`: what the API knows, as lines
+//! an operator reads.
 
 use std::process::ExitCode;
 
-use api::dto::{Endpoint, ProblemDto, ProblemList};
+use api::dto::{Endpoint, Explain, ProblemDto, ProblemList};
 
 use super::{Exit, Target, encode, finish, get_json, print};
 
@@ -137,4 +138,74 @@ pub async fn task(target: &Target, task: &str, json: bool) -> ExitCode {
         }
         .await,
     )
+}
+
+/// `ecsdns explain NAME [TYPE] [--from IP]`: the answer, then each task and why. Exit 3 when
+/// the name is not one of the zone's services (NXDOMAIN, REFUSED, or no service).
+pub async fn explain(
+    target: &Target,
+    name: &str,
+    qtype: &str,
+    from: Option<std::net::IpAddr>,
+    json: bool,
+) -> ExitCode {
+    finish(
+        async {
+            let mut path = format!("/v1/explain?name={}&type={}", encode(name), encode(qtype));
+            if let Some(ip) = from {
+                path.push_str(&format!("&from={}", encode(&ip.to_string())));
+            }
+            let (e, raw): (Explain, String) = get_json(target, &path).await?;
+            if json {
+                print(&format!("{raw}\n"));
+            } else {
+                print(&explain_text(&e));
+            }
+            Ok(if e.rcode == "NOERROR" && e.service.is_some() {
+                Exit::Ok
+            } else {
+                Exit::NotFound
+            })
+        }
+        .await,
+    )
+}
+
+fn explain_text(e: &Explain) -> String {
+    let client = match (&e.from, &e.client_az) {
+        (Some(ip), Some(az)) => format!(" from {ip} ({az}, same-AZ {})", e.az_preference),
+        (Some(ip), None) => format!(" from {ip} (no mapped AZ)"),
+        _ => String::new(),
+    };
+    let mut out = format!(
+        "{} {}{client}: {}, {} record{}\n",
+        e.name,
+        e.qtype,
+        e.rcode,
+        e.answers.len(),
+        if e.answers.len() == 1 { "" } else { "s" }
+    );
+    for a in &e.answers {
+        out.push_str(&format!("  {a}\n"));
+    }
+    match &e.service {
+        None => out.push_str("not a service of this zone: no tasks to explain\n"),
+        Some(s) => {
+            let open = if e.fail_open { " (fail-open)" } else { "" };
+            out.push_str(&format!("service {s}{open}\n"));
+            let width = e
+                .tasks
+                .iter()
+                .map(|t| t.task_id.len())
+                .max()
+                .unwrap_or(4)
+                .max(4);
+            out.push_str(&format!("{:<width$}  ANSWER  WHY\n", "TASK"));
+            for t in &e.tasks {
+                let mark = if t.in_answer { "yes" } else { "no" };
+                out.push_str(&format!("{:<width$}  {mark:<6}  {}\n", t.task_id, t.why));
+            }
+        }
+    }
+    out
 }
