@@ -2,7 +2,8 @@
 //! truncated or written in pieces is never served half-way, a reload that drops every endpoint
 //! is refused (and reported) unless the file says so, two blocks of one service are an error,
 //! file edits made while ecsdns was down win over its state file, and `serve` refuses to start
-//! with nothing to serve or no region for its clusters.
+//! with nothing to serve or no region for its clusters; `ecsdns validate` reports every problem
+//! of a file with its line and column.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -366,4 +367,73 @@ fn bad_settings_name_the_key_the_value_and_what_is_allowed() {
         1,
         "{err}"
     );
+}
+
+#[test]
+fn validate_reports_every_problem_with_file_line_and_column() {
+    let dir = temp_dir("safe-validate");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[service]]\nname = \"Cache_1\"\n[[service.endpoint]]\nid = \"c-1\"\naddresses = [\"10.0.0.1\"]\n\
+         [[service]]\nname = \"web\"\n[[service.endpoint]]\nid = \"w1\"\naddresses = [\"10.0.0.2\"]\nports = { http = 70000 }\n",
+    )
+    .unwrap();
+    let b = bad.to_str().unwrap();
+    let (code, out, err) = testkit::run_ecsdns(&["validate", "--endpoints", b]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "both problems, not just the first: {err}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "{b}:2:8: service \"Cache_1\" is not served as written"
+        )),
+        "{err}"
+    );
+    assert!(lines[0].ends_with("write \"cache-1\""), "{err}");
+    assert!(
+        lines[1].starts_with(&format!("{b}:11:"))
+            && lines[1].contains("port http: 70000 is not a port number (1-65535)"),
+        "{err}"
+    );
+
+    // A good file: exit 0 and what it holds.
+    let good = dir.join("good.toml");
+    std::fs::write(&good, endpoints(3)).unwrap();
+    let (code, out, err) =
+        testkit::run_ecsdns(&["validate", "--endpoints", good.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out.trim(),
+        format!("{}: ok, 1 service, 3 endpoints", good.display())
+    );
+
+    // A config file: its values are checked as serve checks them, and the endpoints file it
+    // names is checked too.
+    let config = dir.join("ecsdns.toml");
+    std::fs::write(
+        &config,
+        format!("endpoints = {b:?}\n[dns]\nsame_az = \"frist\"\n"),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let (code, _, err) = testkit::run_ecsdns(&["validate", "--config", c]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{c}: --same-az / [dns] same_az = \"frist\"")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{b}:2:8:")),
+        "the named endpoints file: {err}"
+    );
+    // A syntax error in the config: its line and column.
+    std::fs::write(&config, "[dns]\nttl = \n").unwrap();
+    let (code, _, err) = testkit::run_ecsdns(&["validate", "--config", c]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.starts_with(&format!("{c}:2:")), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line per problem: {err}");
+    // Nothing to check is a usage error.
+    let (code, _, err) = testkit::run_ecsdns(&["validate"]);
+    assert_eq!(code, Some(2), "{err}");
 }

@@ -100,8 +100,9 @@ pub(crate) async fn guard(
     let authorized = tokens.is_empty()
         || presented(&request).is_some_and(|p| tokens.iter().any(|t| same(t, &p)));
     // Load balancers and ECS health checks cannot send tokens; these two reveal no data to
-    // unauthenticated callers (readyz hides error texts from them).
-    let open = path == "/healthz" || path == "/readyz";
+    // unauthenticated callers (readyz hides error texts from them). The dashboard page is
+    // open too: it holds no data, only the sign-in form and the script that asks for a token.
+    let open = path == "/healthz" || path == "/readyz" || path == "/";
     let mutating = !matches!(method, Method::GET | Method::HEAD);
     let declared_length = request
         .headers()

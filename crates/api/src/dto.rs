@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 
 mod drain;
 mod explain;
+mod overview;
 pub use drain::{Drain, ServedInfo};
 pub use explain::{DnsAnswer, Explain, ExplainTask};
+pub use overview::{LatencyChart, Overview, ServiceSeries};
 
 /// Where an endpoint stands, from the point of view of a client choosing whom to call. The
 /// declaration order is the order `/metrics` lists them in (it indexes by discriminant).
@@ -114,6 +116,9 @@ pub struct Endpoint {
     /// The active check, when the service declares one.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub check: Option<CheckDto>,
+    /// Why DNS does not serve it, while it does not (the first rule it fails).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub left_out: Option<String>,
 }
 
 /// An endpoint's active check and its verdict.
@@ -196,6 +201,7 @@ impl Endpoint {
             started_at: t.started_at.as_deref().map(str::to_string),
             version: t.version,
             check: CheckDto::of(view),
+            left_out: view.left_out(),
         }
     }
 }
@@ -407,6 +413,15 @@ pub struct SourceStatus {
     /// Seconds since it last worked.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_ok_age_seconds: Option<u64>,
+    /// Tasks (clusters: listed by the last reconcile) or endpoints (the file) it holds.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tasks: Option<usize>,
+    /// The queue: how long the oldest message of the latest receive had waited, ms.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lag_ms: Option<u64>,
+    /// The queue: seconds since a receive last returned messages (events).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_event_age_seconds: Option<u64>,
 }
 
 /// `GET /readyz`: ready once every source has synced; degraded while one fails (DNS then serves

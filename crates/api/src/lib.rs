@@ -21,6 +21,7 @@ pub mod emf;
 mod error;
 mod explain;
 pub mod metrics;
+mod overview;
 mod params;
 mod views;
 mod watch;
@@ -65,6 +66,10 @@ pub trait Operator: Send + Sync + 'static {
         from: Option<std::net::IpAddr>,
         service: Option<&str>,
     ) -> Result<dto::DnsAnswer, ApiError>;
+    /// Queries DNS answered so far per service (any of its names), for the dashboard's rates.
+    fn query_counts(&self) -> Vec<(model::ServiceKey, u64)>;
+    /// The update-to-DNS latency histogram, for the dashboard's chart.
+    fn update_latency(&self) -> HistogramValues;
 }
 
 /// API settings.
@@ -93,6 +98,8 @@ pub struct ApiConfig {
     /// Added to `last served + TTL` for a task's safe-to-stop time (clock steps, a query in
     /// flight when the answer changed).
     pub drain_margin: Duration,
+    /// How often the dashboard's history (served tasks and query rate per service) is sampled.
+    pub history_interval: Duration,
 }
 
 impl Default for ApiConfig {
@@ -109,6 +116,7 @@ impl Default for ApiConfig {
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(5),
             drain_margin: Duration::from_secs(1),
+            history_interval: Duration::from_secs(5),
         }
     }
 }
@@ -138,6 +146,7 @@ struct Shared {
     watchers: Arc<Semaphore>,
     stop: tokio::sync::watch::Receiver<bool>,
     http: HttpCounters,
+    history: overview::History,
 }
 
 /// Builds the router. `stop` turning true ends watch streams and blocking queries, so a graceful
@@ -156,8 +165,13 @@ pub fn router(
         zone,
         stop,
         http: HttpCounters::default(),
+        history: overview::History::default(),
         config,
     });
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let interval = shared.config.history_interval;
+        runtime.spawn(overview::sampler(Arc::clone(&shared), interval));
+    }
     Router::new()
         .route("/", get(dashboard::page))
         .route("/healthz", get(views::healthz))
@@ -170,6 +184,7 @@ pub fn router(
         .route("/v1/tasks/{task}/drain", get(drain::drain))
         .route("/v1/problems", get(views::problems))
         .route("/v1/explain", get(explain::explain))
+        .route("/v1/overview", get(overview::overview))
         .route("/v1/prometheus-sd", get(views::prometheus_sd))
         .route("/v1/watch", get(watch::stream))
         .route("/v1/reconcile", post(views::reconcile))

@@ -141,6 +141,9 @@ impl Answerer {
         // One version for the whole answer: records and serial from the same content.
         let version = self.table.version();
         let entry = version.get(&self.table.hasher, q.key());
+        if let Some(slot) = entry.and_then(|e| e.slot()) {
+            self.table.queries.count(slot);
+        }
         let rrset = entry.and_then(|e| {
             let mut rrsets = e.rrsets();
             if q.qtype == TYPE_ANY {

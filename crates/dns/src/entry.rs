@@ -6,7 +6,8 @@
 //! one byte string, read in place by the answer path.
 //!
 //! Layout (integers little-endian):
-//! - `u8` number of RRsets R, then R headers of 10 bytes: `qtype u16`, `serial_at u32`
+//! - `u8` number of RRsets R (the top bit: a query-counter slot follows the last body, see
+//!   [`NameEntry::with_slot`]), then R headers of 10 bytes: `qtype u16`, `serial_at u32`
 //!   (`u32::MAX`: none), `offset u32` of the RRset's body.
 //! - A body is two unit lists, answer then additional. A unit list is `flags u8`, `n`, then
 //!   (only when flag [`COUNTS`]) `records u32` and `n` record counts (`u16`), then `n` unit ends
@@ -46,6 +47,10 @@ pub(crate) struct AzTags {
 }
 
 const HEADER: usize = 10;
+/// The count byte's top bit: a counter slot ends the entry.
+const HAS_SLOT: u8 = 0x80;
+/// The count byte's other bits: the number of RRsets.
+const COUNT_MASK: u8 = 0x7f;
 
 fn u32_at(b: &[u8], at: usize) -> usize {
     b.get(at..at + 4)
@@ -97,9 +102,15 @@ fn push_units(out: &mut Vec<u8>, units: &[(Vec<u8>, u16)]) {
 }
 
 impl NameEntry {
-    /// Packs RRsets (at most 255 per name: the schema has a handful).
+    /// Packs RRsets (at most 127 per name: the schema has a handful).
     pub(crate) fn new(rrsets: Vec<RrsetParts>) -> Self {
-        let count = rrsets.len().min(usize::from(u8::MAX));
+        Self::counted(rrsets, None)
+    }
+
+    /// Packs RRsets of a name owned by a service, with the service's query-counter slot
+    /// ([`crate::stats::QueryCounts`]): four bytes at the end, flagged in the count byte.
+    pub(crate) fn counted(rrsets: Vec<RrsetParts>, slot: Option<u32>) -> Self {
+        let count = rrsets.len().min(usize::from(COUNT_MASK));
         let mut out = vec![count as u8];
         out.resize(1 + count * HEADER, 0);
         for (i, rrset) in rrsets.iter().take(count).enumerate() {
@@ -124,17 +135,32 @@ impl NameEntry {
             out[h + 2..h + 6].copy_from_slice(&serial.to_le_bytes());
             out[h + 6..h + 10].copy_from_slice(&(body as u32).to_le_bytes());
         }
+        if let Some(slot) = slot {
+            out[0] |= HAS_SLOT;
+            out.extend_from_slice(&slot.to_le_bytes());
+        }
         Self { packed: out.into() }
+    }
+
+    /// The query-counter slot of the service owning the name, if it has one.
+    #[inline]
+    pub(crate) fn slot(&self) -> Option<u32> {
+        let p = &self.packed[..];
+        if p.first().is_some_and(|n| n & HAS_SLOT != 0) {
+            Some(u32_at(p, p.len().checked_sub(4)?) as u32)
+        } else {
+            None
+        }
     }
 
     /// Whether the name holds no data.
     pub(crate) fn is_empty(&self) -> bool {
-        self.packed.first().is_none_or(|n| *n == 0)
+        self.packed.first().is_none_or(|n| n & COUNT_MASK == 0)
     }
 
     /// The RRsets, in the order they were packed.
     pub(crate) fn rrsets(&self) -> impl Iterator<Item = Rrset<'_>> {
-        let count = usize::from(self.packed.first().copied().unwrap_or(0));
+        let count = usize::from(self.packed.first().copied().unwrap_or(0) & COUNT_MASK);
         (0..count).map(move |i| {
             let h = 1 + i * HEADER;
             let p = &self.packed[..];
@@ -317,6 +343,22 @@ mod tests {
         assert!(NameEntry::default().is_empty());
         assert_eq!(NameEntry::default().rrsets().count(), 0);
         assert!(NameEntry::new(Vec::new()).is_empty());
+        assert_eq!(NameEntry::new(Vec::new()).slot(), None);
+        let counted = NameEntry::counted(Vec::new(), Some(7));
+        assert!(counted.is_empty());
+        assert_eq!((counted.slot(), counted.rrsets().count()), (Some(7), 0));
+        let one = || RrsetParts {
+            qtype: 1,
+            answer: vec![(vec![1, 2, 3, 4], 1)],
+            ..RrsetParts::default()
+        };
+        let counted = NameEntry::counted(vec![one()], Some(70_000));
+        assert_eq!(counted.slot(), Some(70_000));
+        let plain = NameEntry::new(vec![one()]);
+        let read = |e: &NameEntry| -> Vec<Vec<u8>> {
+            e.rrsets().map(|r| r.answer.bytes.to_vec()).collect()
+        };
+        assert_eq!(read(&counted), read(&plain), "the slot changes no record");
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod prepare;
 mod rrl;
 pub mod served;
 mod server;
+mod stats;
 mod steer;
 mod table;
 #[cfg(test)]
@@ -45,6 +46,7 @@ pub use metrics::{DnsMetrics, LatencySnapshot, MetricsSnapshot};
 pub use rrl::RrlConfig;
 pub use served::{ServeLog, ServedTask};
 pub use server::{DnsServer, ServerConfig, bind_udp_tcp};
+pub use stats::QueryCounts;
 pub use table::AnswerTable;
 pub use tsig::TsigKey;
 

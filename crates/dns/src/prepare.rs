@@ -152,7 +152,12 @@ impl Preparer<'_> {
 
     /// Every name a served service owns, with its prepared RRsets. Names that exist but hold no
     /// data (`_tcp.S.C.Z`, or `S.C.Z` with nothing served) come back with no RRsets.
-    pub(crate) fn service(&self, snapshot: &ServiceSnapshot) -> Result<Prepared, DnsError> {
+    /// `slot`: the service's query-counter slot, carried by each of its names.
+    pub(crate) fn service(
+        &self,
+        snapshot: &ServiceSnapshot,
+        slot: Option<u32>,
+    ) -> Result<Prepared, DnsError> {
         let key = &snapshot.key;
         let ttl = self.ttl_of(key);
         let preference = self.zone.az.preference(&key.to_string());
@@ -299,7 +304,7 @@ impl Preparer<'_> {
                     azs,
                 });
             }
-            out.push((name, NameEntry::new(rrsets)));
+            out.push((name, NameEntry::counted(rrsets, slot)));
         }
         Ok(Prepared {
             names: out,

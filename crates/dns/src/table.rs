@@ -19,6 +19,7 @@ use registry::ServiceSnapshot;
 use crate::entry::{NameEntry, RrsetParts};
 use crate::prepare::{Prepared, Preparer};
 use crate::served::ServeLog;
+use crate::stats::QueryCounts;
 use crate::version::{Draft, Hasher, Version};
 use crate::xfr::{Journal, Rr, in_zone, records_of};
 use crate::{DnsError, ZoneConfig};
@@ -80,6 +81,8 @@ pub struct AnswerTable {
     pub(crate) journal: Mutex<Journal>,
     /// Which tasks the answers carry, and since when they no longer do.
     pub(crate) served: ServeLog,
+    /// Queries per service, counted by the answer path.
+    pub(crate) queries: QueryCounts,
 }
 
 /// One service's change, prepared, waiting to go into a draft.
@@ -128,6 +131,7 @@ impl AnswerTable {
             owners: Mutex::new(Owners::default()),
             journal: Mutex::new(Journal::new(JOURNAL_RECORDS)),
             served,
+            queries: QueryCounts::default(),
         })
     }
 
@@ -205,12 +209,26 @@ impl AnswerTable {
             .map(|(key, snapshot)| Pending {
                 key: key.clone(),
                 prepared: match snapshot {
-                    Some(s) => preparer.service(s),
+                    Some(s) => preparer.service(s, self.queries.slot(key)),
                     None => Ok(Prepared::gone(preparer.ttl_of(key))),
                 },
             })
             .collect();
-        self.publish(pending, generation)
+        let gone: Vec<ServiceKey> = pending
+            .iter()
+            .filter(|p| p.prepared.as_ref().is_ok_and(|p| p.names.is_empty()))
+            .map(|p| p.key.clone())
+            .collect();
+        let failed = self.publish(pending, generation);
+        for key in gone {
+            self.queries.release(&key);
+        }
+        failed
+    }
+
+    /// Queries so far per served service (any of its names, any type).
+    pub fn query_counts(&self) -> Vec<(ServiceKey, u64)> {
+        self.queries.snapshot()
     }
 
     /// Every service the table serves now, for full rebuilds.

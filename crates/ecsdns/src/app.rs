@@ -216,6 +216,7 @@ impl App {
                     zone: table.zone().origin.to_string(),
                     tokens,
                     drain_margin: settings.drain_margin,
+                    history_interval: settings.history_interval,
                     ..api::ApiConfig::default()
                 };
                 let router = api::router(

@@ -56,6 +56,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Serve a simulated ECS cluster named `demo` (no AWS account needed).
     Demo(DemoArgs),
+    /// Check a config file and/or an endpoints file by the rules `serve` applies: every
+    /// problem as FILE:LINE:COL: message, exit 1; exit 0 when all is well.
+    Validate(ValidateArgs),
     /// List every service with counts of passing, unhealthy, starting and draining tasks.
     Services(ServicesArgs),
     /// List a service's endpoints (exit 3: no such service; 5: --passing found none).
@@ -115,6 +118,17 @@ pub struct TaskArgs {
     /// `--json` and where the API is.
     #[command(flatten)]
     pub out: ListArgs,
+}
+
+/// `ecsdns validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// A config file (`serve --config`); the endpoints file it names is checked too.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// An endpoints file (`serve --endpoints`).
+    #[arg(long)]
+    pub endpoints: Option<PathBuf>,
 }
 
 /// `ecsdns explain`.
@@ -203,6 +217,10 @@ pub struct HttpArgs {
     /// `ecsdns drain-wait`) [default: 1s].
     #[arg(long, env = "ECSDNS_DRAIN_MARGIN", value_parser = parse_duration)]
     pub drain_margin: Option<Duration>,
+    /// How often the dashboard samples each service's served tasks and query rate (its
+    /// sparklines keep 60 samples) [default: 5s].
+    #[arg(long, value_name = "INTERVAL", env = "ECSDNS_HISTORY_INTERVAL", value_parser = parse_duration)]
+    pub history_interval: Option<Duration>,
     /// Write CloudWatch Embedded Metric Format lines on stdout at this interval (e.g. `60s`):
     /// with the awslogs driver they become CloudWatch metrics, with no agent.
     #[arg(long, value_name = "INTERVAL", env = "ECSDNS_CLOUDWATCH_EMF", value_parser = parse_duration)]
@@ -226,6 +244,9 @@ impl HttpArgs {
         }
         if let Some(margin) = self.drain_margin {
             s.drain_margin = margin;
+        }
+        if let Some(every) = self.history_interval {
+            s.history_interval = every;
         }
         if self.cloudwatch_emf.is_some() {
             s.cloudwatch_emf = self.cloudwatch_emf;

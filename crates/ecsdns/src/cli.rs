@@ -84,6 +84,12 @@ fn target(args: &ClientArgs) -> Result<Target, ExitCode> {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     let (args, client) = match command {
+        Command::Validate(a) => {
+            return Ok(crate::validate::run(
+                a.config.as_deref(),
+                a.endpoints.as_deref(),
+            ));
+        }
         Command::Services(a) => (a.client, Client::Services(a.cluster, a.json)),
         Command::Endpoints(a) => {
             let filter = EndpointFilter {
@@ -241,6 +247,7 @@ async fn serve_or_demo(command: Command) -> anyhow::Result<()> {
         | Command::Problems(_)
         | Command::Task(_)
         | Command::Explain(_)
+        | Command::Validate(_)
         | Command::Health(_)
         | Command::DrainWait(_) => {
             anyhow::bail!("not a server command")

@@ -43,6 +43,8 @@ pub struct ApiFile {
     pub token_file: Option<PathBuf>,
     /// Added to "last served + TTL" for safe-to-stop times, e.g. `1s`.
     pub drain_margin: Option<String>,
+    /// How often the dashboard's per-service history is sampled, e.g. `5s`.
+    pub history_interval: Option<String>,
 }
 
 /// `[ecs]` section: the watched clusters and the event queue.
@@ -214,6 +216,8 @@ pub struct Settings {
     pub api_tokens: Secrets,
     /// Added to "last served + TTL" for a task's safe-to-stop time.
     pub drain_margin: Duration,
+    /// How often the dashboard's per-service history is sampled.
+    pub history_interval: Duration,
     /// CloudWatch EMF lines on stdout at this interval, when set.
     pub cloudwatch_emf: Option<Duration>,
     /// The CloudWatch namespace of those metrics.
@@ -310,36 +314,15 @@ impl Default for Settings {
             api_token_file: None,
             api_tokens: Secrets::default(),
             drain_margin: Duration::from_secs(1),
+            history_interval: Duration::from_secs(5),
             cloudwatch_emf: None,
             cloudwatch_namespace: "ecsdns".into(),
         }
     }
 }
 
-/// Values that must never reach a log line: `Debug` prints only how many there are.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secrets(pub Vec<String>);
-
-impl std::fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secrets({} redacted)", self.0.len())
-    }
-}
-
-impl Secrets {
-    /// Splits a variable's value on commas and newlines, trimming blanks (`old,new` while a
-    /// token or key is rotated). `None` when the value holds nothing: an empty secret is a
-    /// mistake, not "no authentication".
-    pub fn parse(value: &str) -> Option<Self> {
-        let items: Vec<String> = value
-            .split([',', '\n'])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
-        (!items.is_empty()).then_some(Self(items))
-    }
-}
+mod secrets;
+pub use secrets::Secrets;
 
 /// The environment variable of API bearer tokens (comma-separated).
 pub const API_TOKENS_ENV: &str = "ECSDNS_API_TOKENS";
@@ -459,6 +442,9 @@ impl Settings {
         }
         if let Some(v) = file.api.drain_margin {
             self.drain_margin = parse_duration(&v)?;
+        }
+        if let Some(v) = file.api.history_interval {
+            self.history_interval = parse_duration(&v)?;
         }
         Ok(self)
     }

@@ -11,4 +11,5 @@ mod dns_args;
 mod drain;
 pub mod operator;
 pub mod state_file;
+mod validate;
 pub mod zone;

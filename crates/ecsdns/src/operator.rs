@@ -91,6 +91,9 @@ fn status(name: String, s: &SourceState, show_errors: bool) -> SourceStatus {
             .last_ok
             .and_then(|t| t.elapsed().ok())
             .map(|d| d.as_secs()),
+        tasks: s.last_ok.map(|_| s.tasks),
+        lag_ms: None,
+        last_event_age_seconds: None,
     }
 }
 
@@ -110,7 +113,18 @@ impl api::Operator for AppOperator {
             // The queue does not gate readiness: reconcile is the initial sync, the queue only
             // keeps it fresh between reconciles.
             if let Some(q) = w.status.queue() {
-                sources.push(status("queue".into(), &q, show_errors));
+                let mut queue = status("queue".into(), &q, show_errors);
+                let c = &w.status.counters;
+                let last = c.sqs_last_message_ms.load(Ordering::Relaxed);
+                queue.tasks = None;
+                if last > 0 {
+                    queue.lag_ms = Some(c.sqs_lag_ms.load(Ordering::Relaxed));
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64);
+                    queue.last_event_age_seconds = Some(now.saturating_sub(last) / 1000);
+                }
+                sources.push(queue);
             }
         }
         let degraded = sources.iter().any(|s| !s.ok);
@@ -214,6 +228,14 @@ impl api::Operator for AppOperator {
             client_az: e.client_az,
             az_preference: e.az_preference,
         })
+    }
+
+    fn query_counts(&self) -> Vec<(model::ServiceKey, u64)> {
+        self.table.query_counts()
+    }
+
+    fn update_latency(&self) -> api::HistogramValues {
+        self.visible.values()
     }
 
     fn reconcile(&self) -> Result<usize, ApiError> {

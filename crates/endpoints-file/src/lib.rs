@@ -16,7 +16,9 @@ use model::{
 use serde::Deserialize;
 
 mod ports;
+mod validate;
 use ports::{OrderedPorts, PortDef};
+pub use validate::{Diagnostic, validate};
 
 /// Why a file was refused: the first problem found, with what it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -249,7 +251,7 @@ pub fn parse_file(path: &Path, text: &str) -> Result<EndpointsFile, FileError> {
                 drop(chunked);
                 let file = toml::from_str(text).map_err(|e| FileError::Syntax {
                     format: "TOML",
-                    reason: e.to_string(),
+                    reason: one_line(&e, text),
                 });
                 return whole_file(file, &mut Names::default());
             }
@@ -260,6 +262,27 @@ pub fn parse_file(path: &Path, text: &str) -> Result<EndpointsFile, FileError> {
         tasks: chunked,
         allow_empty,
     })
+}
+
+/// A TOML error as one line, `line L, column C: message (near "...")`: the toml crate's own
+/// text spans several lines (a source excerpt with a caret), which a log line cannot hold.
+fn one_line(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().trim().replace('\n', "; ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let near: String = text
+        .lines()
+        .nth(line - 1)
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(60)
+        .collect();
+    format!("line {line}, column {column}: {message} (near {near:?})")
 }
 
 /// Fails on an endpoint listed twice. The ARN spells (cluster, service, id) and labels hold no

@@ -151,6 +151,14 @@ mod messages {
                 assert!(err.contains(w), "{text}\n=> {err}\nlacks {w:?}");
             }
         }
+        // A syntax error is one line (a log line), with where and what.
+        let err = format!(
+            "{:#}",
+            parse(Path::new("e.toml"), "[[service]]\nname = \"web\"\nid = \n").unwrap_err()
+        );
+        assert!(!err.contains('\n'), "one line: {err:?}");
+        assert!(err.contains("line 3, column"), "{err}");
+        assert!(err.contains("(near \"id =\")"), "{err}");
         // JSON, the same rule.
         let json = r#"{"service":[{"name":"c","endpoint":[{"id":"a","addresses":["10.0.0.1"],"ports":{"redis":70000}}]}]}"#;
         let err = format!("{:#}", parse(Path::new("e.json"), json).unwrap_err());

@@ -1,0 +1,137 @@
+//! Queries per service: one relaxed counter per served service, bumped by the answer path for
+//! any query that lands on one of the service's names (its A/AAAA/SRV names, port names, task
+//! names), read by the dashboard's sparklines and the per-service query metric.
+//!
+//! The query path stays one hash lookup: a service's names carry its counter slot in their
+//! packed entry ([`crate::entry::NameEntry::slot`]), so counting is an index and an atomic add.
+//! Slots are given out by the table's one writer when it prepares a service and taken back when
+//! the service goes; a slot given out again starts from zero (readers see a reset, as with any
+//! counter after a restart).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use model::ServiceKey;
+
+/// Counters per chunk; chunks are allocated as services arrive.
+const CHUNK: usize = 256;
+/// Chunks at most: 1,048,576 services, far past ECS's own limits.
+const CHUNKS: usize = 4096;
+
+/// Which slot each service holds.
+#[derive(Debug, Default)]
+struct Slots {
+    by_key: HashMap<ServiceKey, u32>,
+    free: Vec<u32>,
+    next: u32,
+}
+
+/// Query counters, one per served service.
+#[derive(Debug)]
+pub struct QueryCounts {
+    slots: Mutex<Slots>,
+    chunks: Box<[OnceLock<Box<[AtomicU64]>>]>,
+}
+
+impl Default for QueryCounts {
+    fn default() -> Self {
+        Self {
+            slots: Mutex::default(),
+            chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
+        }
+    }
+}
+
+impl QueryCounts {
+    fn counter(&self, slot: u32) -> Option<&AtomicU64> {
+        let slot = slot as usize;
+        let chunk = self.chunks.get(slot / CHUNK)?.get()?;
+        chunk.get(slot % CHUNK)
+    }
+
+    /// Counts one query at `slot` (the answer path).
+    #[inline]
+    pub(crate) fn count(&self, slot: u32) {
+        if let Some(c) = self.counter(slot) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The slot of `key`, given out on first use; `None` past the last chunk.
+    pub(crate) fn slot(&self, key: &ServiceKey) -> Option<u32> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = slots.by_key.get(key) {
+            return Some(*s);
+        }
+        let slot = match slots.free.pop() {
+            Some(s) => s,
+            None if (slots.next as usize) < CHUNK * CHUNKS => {
+                slots.next += 1;
+                slots.next - 1
+            }
+            None => return None,
+        };
+        let chunk = self
+            .chunks
+            .get(slot as usize / CHUNK)?
+            .get_or_init(|| (0..CHUNK).map(|_| AtomicU64::new(0)).collect());
+        if let Some(c) = chunk.get(slot as usize % CHUNK) {
+            c.store(0, Ordering::Relaxed);
+        }
+        slots.by_key.insert(key.clone(), slot);
+        Some(slot)
+    }
+
+    /// Takes back `key`'s slot (the service is gone).
+    pub(crate) fn release(&self, key: &ServiceKey) {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = slots.by_key.remove(key) {
+            slots.free.push(s);
+        }
+    }
+
+    /// Queries so far per served service.
+    pub fn snapshot(&self) -> Vec<(ServiceKey, u64)> {
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots
+            .by_key
+            .iter()
+            .map(|(k, s)| {
+                let n = self.counter(*s).map_or(0, |c| c.load(Ordering::Relaxed));
+                (k.clone(), n)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_count_and_are_reused_from_zero() {
+        let counts = QueryCounts::default();
+        let key = |n: &str| ServiceKey {
+            cluster: "c".into(),
+            name: n.into(),
+        };
+        let web = counts.slot(&key("web")).unwrap();
+        assert_eq!(counts.slot(&key("web")), Some(web), "stable");
+        let api = counts.slot(&key("api")).unwrap();
+        assert_ne!(web, api);
+        counts.count(web);
+        counts.count(web);
+        counts.count(api);
+        let mut snap = counts.snapshot();
+        snap.sort();
+        assert_eq!(snap, [(key("api"), 1), (key("web"), 2)]);
+        counts.release(&key("web"));
+        let db = counts.slot(&key("db")).unwrap();
+        assert_eq!(db, web, "the freed slot is given out again");
+        let mut snap = counts.snapshot();
+        snap.sort();
+        assert_eq!(snap, [(key("api"), 1), (key("db"), 0)], "from zero");
+        counts.count(u32::MAX);
+    }
+}
