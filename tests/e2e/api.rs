@@ -249,6 +249,15 @@ fn services_endpoints_health_tasks_and_sd() {
     assert_eq!(web1["labels"]["__meta_ecsdns_port_name"], "http");
     let everything = ok(get(&format!("{api}/v1/prometheus-sd")));
     assert!(everything.as_array().unwrap().len() > 60);
+    // A port no endpoint has: a 404 naming the ports there are, not an empty list.
+    let typo = get(&format!("{api}/v1/prometheus-sd?port=metrics"));
+    assert_eq!(typo.status, 404, "{}", typo.body);
+    assert!(
+        typo.body.contains("port metrics (ports known: "),
+        "{}",
+        typo.body
+    );
+    assert!(typo.body.contains("http"), "{}", typo.body);
 
     // Problems: a name that cannot be a DNS label is reported, not dropped.
     assert_eq!(
@@ -512,9 +521,10 @@ fn tokens_guard_everything_but_process_health() {
     });
     let api = base(&s);
     for path in [
-        "/",
         "/metrics",
         "/v1/services",
+        "/v1/overview",
+        "/v1/explain?name=web.prod.ecs.internal",
         "/v1/services/prod/web",
         "/v1/health/prod/web?passing",
         "/v1/tasks/web-1",
@@ -554,6 +564,11 @@ fn tokens_guard_everything_but_process_health() {
     assert_eq!(get(&q).status, 200, "RFC 6750 query parameter");
     let watch = sse(&format!("{api}/v1/watch"), Some("s3cret"));
     assert_eq!(next(&watch).0, "hello");
+
+    // The dashboard page holds no data: it loads without a token and asks for one.
+    let page = get(&format!("{api}/"));
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("id=\"signin\""), "the sign-in form");
 
     // Load balancers cannot send tokens: process health stays open, without error texts.
     assert_eq!(get(&format!("{api}/healthz")).status, 200);

@@ -283,6 +283,35 @@ pub(crate) async fn prometheus_sd(
             }
         }
     }
+    if groups.is_empty()
+        && let Some(port) = &p.port
+    {
+        // A port no endpoint has is a typo to report, not an empty target list that makes a
+        // Prometheus job silently scrape nothing.
+        let mut names: Vec<String> = s
+            .registry
+            .services()
+            .iter()
+            .flat_map(|snap| {
+                snap.tasks
+                    .iter()
+                    .flat_map(|v| v.task.ports.iter().map(|p| p.name.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        if !names.contains(port) {
+            return Err(ApiError::NotFound(format!(
+                "port {port} (ports known: {})",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        }
+    }
     Ok(Json(groups).into_response())
 }
 
