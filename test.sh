@@ -96,10 +96,17 @@ rustup run nightly cargo --version >/dev/null 2>&1 || rustup toolchain install n
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked --quiet cargo-fuzz --version 0.13.2
 for target in dns_query event_decoder static_file; do
   scratch="$(mktemp -d)"
-  (cd fuzz && CARGO_TARGET_DIR="${ECSDNS_FUZZ_TARGET_DIR:-/var/tmp/ecsdns-fuzz-target}" \
-    cargo +nightly fuzz run "$target" "$scratch" "corpus/$target" -- -max_total_time=60 2>&1 \
-    | grep -E "^Done|panicked|ERROR|^artifact_prefix=" | sed "s/^/fuzz $target: /")
-  rm -rf "$scratch"
+  fuzz_log="$scratch.log"
+  # The summary lines only; on failure (a crash, or a build error) the log's end too.
+  if ! (cd fuzz && CARGO_TARGET_DIR="${ECSDNS_FUZZ_TARGET_DIR:-/var/tmp/ecsdns-fuzz-target}" \
+    cargo +nightly fuzz run "$target" "$scratch" "corpus/$target" -- -max_total_time=60) \
+    >"$fuzz_log" 2>&1; then
+    tail -n 40 "$fuzz_log" | sed "s/^/fuzz $target: /"
+    echo "fuzz $target: FAILED"
+    exit 1
+  fi
+  grep -E "^Done|panicked|ERROR|^artifact_prefix=" "$fuzz_log" | sed "s/^/fuzz $target: /"
+  rm -rf "$scratch" "$fuzz_log"
 done
 
 # The benchmark harness in smoke mode (seconds, no ratio asserted), so it cannot rot. Built

@@ -41,7 +41,7 @@ const LATENCY_BOUNDS_US: [u64; 11] = [
 ];
 
 /// Shards of [`DnsMetrics`]: more than the UDP workers of a typical host; threads past it share.
-const SHARDS: usize = 16;
+pub(crate) const SHARDS: usize = 16;
 
 /// Hands each thread its shard, round-robin on first use.
 static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
@@ -52,7 +52,7 @@ thread_local! {
 }
 
 /// This thread's shard index (below [`SHARDS`]).
-fn shard_index() -> usize {
+pub(crate) fn shard_index() -> usize {
     SHARD.with(|s| {
         let i = s.get();
         if i < SHARDS {

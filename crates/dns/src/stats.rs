@@ -3,7 +3,9 @@
 //! names), read by the dashboard's sparklines and the per-service query metric.
 //!
 //! The query path stays one hash lookup: a service's names carry its counter slot in their
-//! packed entry ([`crate::entry::NameEntry::slot`]), so counting is an index and an atomic add.
+//! packed entry ([`crate::entry::NameEntry::slot`]), so counting is an index and a relaxed add
+//! into the counting thread's own shard (as [`crate::DnsMetrics`] does): UDP workers on
+//! different cores never write the same cache line. Reads sum the shards.
 //! Slots are given out by the table's one writer when it prepares a service and taken back when
 //! the service goes; a slot given out again starts from zero (readers see a reset, as with any
 //! counter after a restart).
@@ -14,10 +16,12 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use model::ServiceKey;
 
-/// Counters per chunk; chunks are allocated as services arrive.
-const CHUNK: usize = 256;
-/// Chunks at most: 1,048,576 services, far past ECS's own limits.
-const CHUNKS: usize = 4096;
+/// Counters per chunk; a thread's chunks are allocated as it counts services.
+const CHUNK: usize = 1024;
+/// Chunks at most: 262,144 services, far past ECS's own limits.
+const CHUNKS: usize = 256;
+/// Shards: [`crate::metrics::shard_index`]'s range.
+const SHARDS: usize = crate::metrics::SHARDS;
 
 /// Which slot each service holds.
 #[derive(Debug, Default)]
@@ -27,35 +31,55 @@ struct Slots {
     next: u32,
 }
 
-/// Query counters, one per served service.
+/// Query counters, one per served service and counting thread.
 #[derive(Debug)]
 pub struct QueryCounts {
     slots: Mutex<Slots>,
-    chunks: Box<[OnceLock<Box<[AtomicU64]>>]>,
+    /// Per shard, its chunks of counters.
+    shards: Box<[Box<[OnceLock<Box<[AtomicU64]>>]>]>,
 }
 
 impl Default for QueryCounts {
     fn default() -> Self {
         Self {
             slots: Mutex::default(),
-            chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
+            shards: (0..SHARDS)
+                .map(|_| (0..CHUNKS).map(|_| OnceLock::new()).collect())
+                .collect(),
         }
     }
 }
 
 impl QueryCounts {
-    fn counter(&self, slot: u32) -> Option<&AtomicU64> {
+    fn counter(&self, shard: usize, slot: u32) -> Option<&AtomicU64> {
         let slot = slot as usize;
-        let chunk = self.chunks.get(slot / CHUNK)?.get()?;
+        let chunk = self.shards.get(shard)?.get(slot / CHUNK)?.get()?;
         chunk.get(slot % CHUNK)
     }
 
-    /// Counts one query at `slot` (the answer path).
+    /// Counts one query at `slot` (the answer path), in this thread's shard.
     #[inline]
     pub(crate) fn count(&self, slot: u32) {
-        if let Some(c) = self.counter(slot) {
+        let slot = slot as usize;
+        let Some(cell) = self
+            .shards
+            .get(crate::metrics::shard_index())
+            .and_then(|chunks| chunks.get(slot / CHUNK))
+        else {
+            return;
+        };
+        let chunk = cell.get_or_init(|| (0..CHUNK).map(|_| AtomicU64::new(0)).collect());
+        if let Some(c) = chunk.get(slot % CHUNK) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The sum over every shard of `slot`'s counters.
+    fn total(&self, slot: u32) -> u64 {
+        (0..SHARDS)
+            .filter_map(|shard| self.counter(shard, slot))
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// The slot of `key`, given out on first use; `None` past the last chunk.
@@ -72,12 +96,10 @@ impl QueryCounts {
             }
             None => return None,
         };
-        let chunk = self
-            .chunks
-            .get(slot as usize / CHUNK)?
-            .get_or_init(|| (0..CHUNK).map(|_| AtomicU64::new(0)).collect());
-        if let Some(c) = chunk.get(slot as usize % CHUNK) {
-            c.store(0, Ordering::Relaxed);
+        for shard in 0..SHARDS {
+            if let Some(c) = self.counter(shard, slot) {
+                c.store(0, Ordering::Relaxed);
+            }
         }
         slots.by_key.insert(key.clone(), slot);
         Some(slot)
@@ -97,10 +119,7 @@ impl QueryCounts {
         slots
             .by_key
             .iter()
-            .map(|(k, s)| {
-                let n = self.counter(*s).map_or(0, |c| c.load(Ordering::Relaxed));
-                (k.clone(), n)
-            })
+            .map(|(k, s)| (k.clone(), self.total(*s)))
             .collect()
     }
 }
@@ -133,5 +152,17 @@ mod tests {
         snap.sort();
         assert_eq!(snap, [(key("api"), 1), (key("db"), 0)], "from zero");
         counts.count(u32::MAX);
+        // Counts from several threads (shards) add up.
+        let api = counts.slot(&key("api")).unwrap();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| (0..1000).for_each(|_| counts.count(api)));
+            }
+        });
+        let total = counts
+            .snapshot()
+            .into_iter()
+            .find(|(k, _)| *k == key("api"));
+        assert_eq!(total, Some((key("api"), 4001)));
     }
 }
