@@ -123,6 +123,16 @@ fn explain_shows_the_clients_answer_and_why_each_task_is_left_out() {
         "{out}"
     );
 
+    // An AZ name: the AZ's served tasks; the others are named as being elsewhere.
+    let (code, out, _) = run(&["us-east-1b.web.static.ecs.internal"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(line_of(&out, "b1"), "yes served");
+    assert_eq!(
+        line_of(&out, "a1"),
+        "no served, but in us-east-1a: the name asks for us-east-1b"
+    );
+    assert_eq!(line_of(&out, "a2"), "no ECS health UNHEALTHY");
+
     // Names that are not a service: exit 3; a bad type or address: exit 2.
     let (code, out, _) = run(&["nope.static.ecs.internal"]);
     assert_eq!(code, Some(3), "{out}");

@@ -210,3 +210,126 @@ fn clients_get_their_az_first() {
         "an untrusted Client Subnet changes nothing: {firsts:?}"
     );
 }
+
+fn set(v: Vec<String>) -> BTreeSet<String> {
+    v.into_iter().collect()
+}
+
+fn ips(v: &[&str]) -> BTreeSet<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// AZ-qualified names: `AZ.S.C.zone` holds that AZ's served tasks, so the answer depends on the
+/// name and survives a shared cache (unbound here; the Route 53 VPC resolver in AWS), where
+/// ordering by client address sees only the resolver.
+#[test]
+fn az_names_answer_that_azs_tasks_through_a_shared_cache() {
+    let dir = temp_dir("az-names");
+    let path = dir.join("endpoints.toml");
+    std::fs::write(&path, FILE).unwrap();
+    let p = serve_endpoints(
+        &path,
+        &[
+            "--az-subnet",
+            "127.0.0.2/32=us-east-1a",
+            "--az-subnet",
+            "127.0.0.9/32=us-east-1d",
+        ],
+    );
+    let ask = |name: &str, t: RecordType| testkit::udp(p.dns, &query(name, t));
+    let a = |name: &str| set(a_records(&ask(name, RecordType::A)));
+    assert_eq!(
+        a("us-east-1a.web.static.ecs.internal."),
+        ips(&["10.0.1.1", "10.0.1.2"])
+    );
+    assert_eq!(
+        a("us-east-1b.web.static.ecs.internal."),
+        ips(&["10.0.2.1", "10.0.2.2"])
+    );
+    assert_eq!(a("us-east-1c.web.static.ecs.internal."), ips(&["10.0.3.1"]));
+    // SRV, by port too, with the targets' addresses; targets are the tasks' own names.
+    let srv = ask(
+        "_http._tcp.us-east-1b.web.static.ecs.internal.",
+        RecordType::SRV,
+    );
+    let targets: BTreeSet<String> = srv
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::SRV(s) => Some(s.target.to_ascii()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            "b1.web.static.ecs.internal.".to_string(),
+            "b2.web.static.ecs.internal.".to_string()
+        ]
+        .into()
+    );
+    assert_eq!(
+        set(a_records_of(&srv.additionals)),
+        ips(&["10.0.2.1", "10.0.2.2"])
+    );
+    // An AZ the zone maps clients to but with no task of web: every served task, flagged.
+    assert_eq!(a("us-east-1d.web.static.ecs.internal.").len(), 5);
+    let txt = testkit::dig(
+        p.dns,
+        &["+short", "us-east-1d.web.static.ecs.internal", "TXT"],
+    );
+    assert_eq!(
+        txt.trim(),
+        "\"az=us-east-1d\" \"served=0\" \"fallback=all\""
+    );
+    let txt = testkit::dig(
+        p.dns,
+        &["+short", "us-east-1a.web.static.ecs.internal", "TXT"],
+    );
+    assert_eq!(txt.trim(), "\"az=us-east-1a\" \"served=2\"");
+    // An AZ neither the service nor the zone knows has no name.
+    let none = ask("us-east-1c.api.static.ecs.internal.", RecordType::A);
+    assert_eq!(
+        none.metadata.response_code,
+        hickory_proto::op::ResponseCode::NXDomain
+    );
+
+    // Through a shared cache: unbound asks from its own address, yet each AZ name keeps its
+    // AZ's tasks for every client behind it.
+    let unbound = testkit::Unbound::start(&dir.join("unbound"), "ecs.internal", p.dns);
+    for _ in 0..3 {
+        for (az, want) in [
+            ("us-east-1a", ips(&["10.0.1.1", "10.0.1.2"])),
+            ("us-east-1b", ips(&["10.0.2.1", "10.0.2.2"])),
+        ] {
+            let name = format!("{az}.web.static.ecs.internal.");
+            let got = set(a_records(&udp_from(
+                "127.0.0.2",
+                unbound.addr,
+                &query(&name, RecordType::A),
+            )));
+            assert_eq!(got, want, "{name} through unbound");
+        }
+    }
+
+    // Off: no AZ names.
+    let off = serve_endpoints(&path, &["--no-az-names"]);
+    let r = testkit::udp(
+        off.dns,
+        &query("us-east-1a.web.static.ecs.internal.", RecordType::A),
+    );
+    assert_eq!(
+        r.metadata.response_code,
+        hickory_proto::op::ResponseCode::NXDomain
+    );
+}
+
+fn a_records_of(records: &[hickory_proto::rr::Record]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect()
+}

@@ -25,6 +25,8 @@ enum Part {
     Task(String),
     /// `_P._proto.S.C.Z`: the tasks with port `P`.
     Port(String),
+    /// `AZ.S.C.Z`: the served tasks in one AZ.
+    Az(String),
     /// `_proto.S.C.Z`, or anything deeper: no task answers there.
     Other,
 }
@@ -92,6 +94,17 @@ fn verdict(
         }
         (_, "A") if !v4 => "served, but has no IPv4 address".to_string(),
         (_, "AAAA") if !v6 => "served, but has no IPv6 address".to_string(),
+        (Part::Az(zone), "A" | "AAAA" | "SRV")
+            if !task
+                .az
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case(zone)) =>
+        {
+            format!(
+                "served, but in {}: the name asks for {zone}",
+                task.az.as_deref().unwrap_or("no known AZ")
+            )
+        }
         (_, "A" | "AAAA" | "SRV") => match (&answer.client_az, task.az.as_deref()) {
             (Some(client), Some(az)) if !az.eq_ignore_ascii_case(client) => format!(
                 "served, but in {az}: same-AZ answers ({}) give a client in {client} only its own AZ",
@@ -140,6 +153,20 @@ pub(crate) async fn explain(
     let mut fail_open = false;
     if let (Some((snap, key)), Some((_, part))) = (&snapshot, &parsed) {
         fail_open = snap.fail_open;
+        // A label under the service that names no task is an AZ name.
+        let az_part;
+        let part = match part {
+            Part::Task(t)
+                if !snap
+                    .tasks
+                    .iter()
+                    .any(|v| task_label(v.task.id()).as_deref() == Some(t.as_str())) =>
+            {
+                az_part = Part::Az(t.clone());
+                &az_part
+            }
+            other => other,
+        };
         for view in &snap.tasks {
             let label = task_label(view.task.id());
             if let Part::Task(t) = part

@@ -161,6 +161,9 @@ pub struct AzConfig {
     /// Resolvers whose EDNS Client Subnet option (RFC 7871) is believed: for queries from them
     /// the option's subnet, not the resolver's address, picks the AZ.
     pub trusted_forwarders: Vec<Cidr>,
+    /// Serve AZ-qualified names (`AZ.S.C.zone`: that AZ's served tasks), which work through
+    /// shared caches where ordering by client address cannot. Off: no such names.
+    pub no_az_names: bool,
 }
 
 impl AzConfig {

@@ -17,6 +17,7 @@
 mod answer;
 #[cfg(test)]
 mod answer_tests;
+mod azname;
 #[cfg(test)]
 mod churn_tests;
 mod config;

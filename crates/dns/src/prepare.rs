@@ -14,6 +14,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use model::{Task, port_label};
 use registry::{ServiceSnapshot, TaskView};
 
+use crate::azname::AzGroups;
 use crate::config::reverse_name;
 use crate::entry::{AzTags, NameEntry, RrsetParts};
 use crate::{AzPreference, DnsError, ZoneConfig};
@@ -79,10 +80,13 @@ impl Prepared {
 
 /// What one owner name holds while a service is being prepared.
 #[derive(Default)]
-struct Pending {
+pub(crate) struct Pending {
     /// qtype -> records (owner = this name), each with the target whose addresses go in the
     /// additional section and the index of its task's AZ (0: unknown).
-    rrsets: BTreeMap<u16, Vec<(RData, Option<Name>, u8)>>,
+    pub(crate) rrsets: BTreeMap<u16, Vec<(RData, Option<Name>, u8)>>,
+    /// Addresses already in its A/AAAA sets (tasks sharing a host address appear once), so
+    /// adding a task costs a lookup, not a scan of the set.
+    seen: std::collections::HashSet<IpAddr>,
 }
 
 impl Preparer<'_> {
@@ -167,6 +171,7 @@ impl Preparer<'_> {
         let mut additional: BTreeMap<Name, Vec<RData>> = BTreeMap::new();
         let mut ptrs = Vec::new();
         let mut served = Vec::new();
+        let mut az_groups = (!self.zone.az.no_az_names).then(|| AzGroups::new(self.zone, snapshot));
         for view in snapshot.served_views() {
             let task = view.task.as_ref();
             let Some(id) = model::task_label(task.id()) else {
@@ -205,46 +210,10 @@ impl Preparer<'_> {
                 .or_default()
                 .push((Self::txt(view), None, 0));
             additional.insert(task_name.clone(), v4.iter().chain(&v6).cloned().collect());
-            let svc = names.entry(service.clone()).or_default();
-            for rdata in v4.iter().chain(&v6) {
-                let set = svc
-                    .rrsets
-                    .entry(u16::from(rdata.record_type()))
-                    .or_default();
-                if !set.iter().any(|(r, _, _)| r == rdata) {
-                    set.push((rdata.clone(), None, az));
-                }
-            }
-            for (i, port) in task.ports.iter().enumerate() {
-                let srv = RData::SRV(SRV::new(0, 1, port.port, task_name.clone()));
-                if i == 0 {
-                    names
-                        .entry(service.clone())
-                        .or_default()
-                        .rrsets
-                        .entry(u16::from(RecordType::SRV))
-                        .or_default()
-                        .push((srv.clone(), Some(task_name.clone()), az));
-                }
-                let Ok(plabel) = port_label(&port.name) else {
-                    continue;
-                };
-                let proto = self.name(&[port.protocol.label(), &key.name, &key.cluster])?;
-                names.entry(proto.clone()).or_default();
-                let port_name =
-                    proto
-                        .prepend_label(plabel.as_bytes())
-                        .map_err(|e| DnsError::InvalidName {
-                            name: format!("{plabel}.{proto}"),
-                            reason: e.to_string(),
-                        })?;
-                names
-                    .entry(port_name)
-                    .or_default()
-                    .rrsets
-                    .entry(u16::from(RecordType::SRV))
-                    .or_default()
-                    .push((srv, Some(task_name.clone()), az));
+            let addresses: Vec<RData> = v4.iter().chain(&v6).cloned().collect();
+            self.group_records(&mut names, &service, task, &task_name, &addresses, az)?;
+            if let Some(groups) = az_groups.as_mut() {
+                groups.add(task, &task_name, addresses);
             }
         }
         // Known but unserved tasks keep their own name with TXT only (no address: nothing
@@ -267,6 +236,9 @@ impl Preparer<'_> {
                 .entry(u16::from(RecordType::TXT))
                 .or_default()
                 .push((Self::txt(view), None, 0));
+        }
+        if let Some(groups) = az_groups {
+            groups.prepare(self, &service, &mut names)?;
         }
         let mut out = Vec::with_capacity(names.len());
         for (name, pending) in names {
@@ -312,6 +284,67 @@ impl Preparer<'_> {
             served,
             ttl,
         })
+    }
+
+    /// One task's records in a name that lists several tasks (`base`: the service's name, or
+    /// one of its AZ names): its addresses (each once), the SRV of its primary port, and an
+    /// SRV in `_P._proto.base` per named port; `az`: the task's AZ index for same-AZ order.
+    pub(crate) fn group_records(
+        &self,
+        names: &mut BTreeMap<Name, Pending>,
+        base: &Name,
+        task: &Task,
+        task_name: &Name,
+        addresses: &[RData],
+        az: u8,
+    ) -> Result<(), DnsError> {
+        let prepend = |name: &Name, label: &str| {
+            name.prepend_label(label.as_bytes())
+                .map_err(|e| DnsError::InvalidName {
+                    name: format!("{label}.{name}"),
+                    reason: e.to_string(),
+                })
+        };
+        let group = names.entry(base.clone()).or_default();
+        for rdata in addresses {
+            let ip = match rdata {
+                RData::A(a) => IpAddr::V4(a.0),
+                RData::AAAA(a) => IpAddr::V6(a.0),
+                _ => continue,
+            };
+            if group.seen.insert(ip) {
+                group
+                    .rrsets
+                    .entry(u16::from(rdata.record_type()))
+                    .or_default()
+                    .push((rdata.clone(), None, az));
+            }
+        }
+        for (i, port) in task.ports.iter().enumerate() {
+            let srv = RData::SRV(SRV::new(0, 1, port.port, task_name.clone()));
+            if i == 0 {
+                names
+                    .entry(base.clone())
+                    .or_default()
+                    .rrsets
+                    .entry(u16::from(RecordType::SRV))
+                    .or_default()
+                    .push((srv.clone(), Some(task_name.clone()), az));
+            }
+            let Ok(plabel) = port_label(&port.name) else {
+                continue;
+            };
+            let proto = prepend(base, port.protocol.label())?;
+            names.entry(proto.clone()).or_default();
+            names
+                .entry(prepend(&proto, &plabel)?)
+                .or_default()
+                .rrsets
+                .entry(u16::from(RecordType::SRV))
+                .or_default()
+                .push((srv, Some(task_name.clone()), az));
+        }
+        Ok(())
     }
 
     /// The TTL of a service's records: its own, or the zone's.

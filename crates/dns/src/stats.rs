@@ -31,12 +31,15 @@ struct Slots {
     next: u32,
 }
 
+/// One shard's counters: chunks allocated on first use.
+type Chunks = Box<[OnceLock<Box<[AtomicU64]>>]>;
+
 /// Query counters, one per served service and counting thread.
 #[derive(Debug)]
 pub struct QueryCounts {
     slots: Mutex<Slots>,
     /// Per shard, its chunks of counters.
-    shards: Box<[Box<[OnceLock<Box<[AtomicU64]>>]>]>,
+    shards: Box<[Chunks]>,
 }
 
 impl Default for QueryCounts {

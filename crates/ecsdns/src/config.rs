@@ -115,6 +115,8 @@ pub struct DnsFile {
     /// Resolvers whose EDNS Client Subnet is believed (CIDR prefixes).
     #[serde(default)]
     pub client_subnet_trusted: Vec<String>,
+    /// AZ-qualified names (`AZ.S.C.zone`); `false` serves none.
+    pub az_names: Option<bool>,
     /// Client prefixes allowed to transfer the zone.
     #[serde(default)]
     pub allow_transfer: Vec<String>,
@@ -170,6 +172,8 @@ pub struct Settings {
     pub same_az_service: HashMap<String, String>,
     /// Resolvers whose EDNS Client Subnet is believed.
     pub client_subnet_trusted: Vec<String>,
+    /// Whether AZ-qualified names are served.
+    pub az_names: bool,
     /// Client prefixes allowed to transfer the zone.
     pub allow_transfer: Vec<String>,
     /// TSIG keys file.
@@ -292,6 +296,7 @@ impl Default for Settings {
             same_az: None,
             same_az_service: HashMap::new(),
             client_subnet_trusted: Vec::new(),
+            az_names: true,
             allow_transfer: Vec::new(),
             tsig_key_file: None,
             tsig_keys: Secrets::default(),
@@ -374,6 +379,9 @@ impl Settings {
         }
         self.same_az_service.extend(d.same_az_service);
         self.client_subnet_trusted.extend(d.client_subnet_trusted);
+        if let Some(on) = d.az_names {
+            self.az_names = on;
+        }
         self.allow_transfer.extend(d.allow_transfer);
         if d.tsig_key_file.is_some() {
             self.tsig_key_file = d.tsig_key_file;

@@ -46,6 +46,9 @@ pub struct DnsArgs {
     /// Resolver whose EDNS Client Subnet option picks the AZ for it (CIDR, repeatable).
     #[arg(long = "client-subnet-trusted", value_name = "CIDR")]
     pub client_subnet_trusted: Vec<String>,
+    /// Serve no AZ-qualified names (`AZ.S.C.zone`, the service's tasks in that AZ).
+    #[arg(long, env = "ECSDNS_NO_AZ_NAMES")]
+    pub no_az_names: bool,
     /// Client prefix allowed to transfer the zone (AXFR/IXFR over TCP; repeatable)
     /// [default: nobody].
     #[arg(long = "allow-transfer", value_name = "CIDR")]
@@ -111,6 +114,9 @@ impl DnsArgs {
         }
         s.client_subnet_trusted
             .extend(self.client_subnet_trusted.iter().cloned());
+        if self.no_az_names {
+            s.az_names = false;
+        }
         s.allow_transfer.extend(self.allow_transfer.iter().cloned());
         if self.tsig_key_file.is_some() {
             s.tsig_key_file = self.tsig_key_file.clone();

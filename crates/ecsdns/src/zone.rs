@@ -48,6 +48,7 @@ pub fn zone_config(settings: &Settings) -> anyhow::Result<ZoneConfig> {
         })?;
         zone.az.per_service.insert(name.to_ascii_lowercase(), pref);
     }
+    zone.az.no_az_names = !settings.az_names;
     for cidr in &settings.client_subnet_trusted {
         zone.az.trusted_forwarders.push(dns::Cidr::parse(cidr)?);
     }
