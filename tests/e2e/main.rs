@@ -13,6 +13,7 @@ mod bind_secondary;
 mod browser;
 mod cli;
 mod clients;
+mod cloudmap;
 mod cloudwatch;
 mod demo;
 mod deploy;

@@ -102,8 +102,12 @@ pub(crate) async fn guard(
     // Load balancers and ECS health checks cannot send tokens; these two reveal no data to
     // unauthenticated callers (readyz hides error texts from them). The dashboard page is
     // open too: it holds no data, only the sign-in form and the script that asks for a token.
-    let open = path == "/healthz" || path == "/readyz" || path == "/";
-    let mutating = !matches!(method, Method::GET | Method::HEAD);
+    // Cloud Map discovery calls (POST /) are reads of what DNS serves, open as DNS is: SDK
+    // clients sign with SigV4 and cannot send a bearer token.
+    let discovery = path == "/" && crate::cloudmap::is_discovery(request.headers());
+    let reading = matches!(method, Method::GET | Method::HEAD);
+    let open = path == "/healthz" || path == "/readyz" || (path == "/" && (reading || discovery));
+    let mutating = !reading && !discovery;
     let declared_length = request
         .headers()
         .get(header::CONTENT_LENGTH)

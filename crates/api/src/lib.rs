@@ -14,6 +14,7 @@
 //!   path without its query string (which may hold `access_token`).
 
 mod auth;
+mod cloudmap;
 mod dashboard;
 mod drain;
 pub mod dto;
@@ -173,7 +174,7 @@ pub fn router(
         runtime.spawn(overview::sampler(Arc::clone(&shared), interval));
     }
     Router::new()
-        .route("/", get(dashboard::page))
+        .route("/", get(dashboard::page).post(cloudmap::handle))
         .route("/healthz", get(views::healthz))
         .route("/readyz", get(views::readyz))
         .route("/metrics", get(views::metrics))

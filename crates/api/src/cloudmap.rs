@@ -1,0 +1,256 @@
+//! The AWS Cloud Map data-plane API, `DiscoverInstances` and `DiscoverInstancesRevision`, in
+//! AWS JSON 1.1 (`POST /`, `X-Amz-Target: Route53AutoNaming_v20170314.…`), so code written
+//! against Cloud Map (Dapr's aws.cloudmap resolver, boto3, the AWS CLI, in-house SDK code)
+//! discovers ECS tasks from ecsdns unchanged but for its endpoint.
+//!
+//! Mapping: a namespace is a cluster's DNS namespace (`C.zone`, or just `C`), a service its
+//! service label. Instances are the service's live tasks (running, desired running, instance not
+//! draining), as ECS keeps them registered in Cloud Map: a task leaves the moment ECS starts
+//! stopping it. `HEALTHY` instances are those DNS serves as usable; `UNHEALTHY` the live rest;
+//! `HEALTHY_OR_ELSE_ALL` is our fail-open. Attributes are named as ECS registers them.
+//!
+//! Like DNS, it answers without a token (SDK clients sign with SigV4, which ecsdns does not
+//! check): it shows what DNS already serves. Errors are AWS-shaped (`__type` and
+//! `x-amzn-ErrorType`), so SDKs raise their own `NamespaceNotFound` / `ServiceNotFound`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use model::ServiceKey;
+use registry::{ServiceSnapshot, TaskView};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Shared;
+
+/// The `X-Amz-Target` prefix of the service.
+pub(crate) const TARGET_PREFIX: &str = "Route53AutoNaming_v20170314.";
+
+/// Whether a request is a Cloud Map data-plane call (a read, open like DNS).
+pub(crate) fn is_discovery(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+        .is_some_and(|op| op == "DiscoverInstances" || op == "DiscoverInstancesRevision")
+}
+
+/// An AWS JSON error.
+fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let mut r = (
+        status,
+        axum::Json(json!({ "__type": kind, "message": message })),
+    )
+        .into_response();
+    let headers = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(kind) {
+        headers.insert("x-amzn-errortype", v);
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    r
+}
+
+fn ok(body: Value) -> Response {
+    let mut r = axum::Json(body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    r
+}
+
+/// The request of both operations (each uses its fields).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Discover {
+    namespace_name: String,
+    service_name: String,
+    #[serde(default)]
+    max_results: Option<i64>,
+    #[serde(default)]
+    query_parameters: BTreeMap<String, String>,
+    #[serde(default)]
+    optional_parameters: BTreeMap<String, String>,
+    #[serde(default)]
+    health_status: Option<String>,
+}
+
+/// The instance attributes ECS registers for a task.
+fn attributes(view: &TaskView, key: &ServiceKey) -> BTreeMap<&'static str, String> {
+    let t = &view.task;
+    let mut a = BTreeMap::new();
+    if let Some(v4) = t.addresses.iter().find(|a| a.is_ipv4()) {
+        a.insert("AWS_INSTANCE_IPV4", v4.to_string());
+    }
+    if let Some(v6) = t.addresses.iter().find(|a| matches!(a, IpAddr::V6(_))) {
+        a.insert("AWS_INSTANCE_IPV6", v6.to_string());
+    }
+    if let Some(port) = t.ports.first() {
+        a.insert("AWS_INSTANCE_PORT", port.port.to_string());
+    }
+    if let Some(az) = &t.az {
+        a.insert("AVAILABILITY_ZONE", az.to_string());
+    }
+    // arn:aws:ecs:REGION:ACCOUNT:task/...
+    if let Some(region) = t
+        .arn
+        .strip_prefix("arn:")
+        .and_then(|r| r.split(':').nth(2))
+        .filter(|r| !r.is_empty())
+    {
+        a.insert("REGION", region.to_string());
+    }
+    a.insert("ECS_CLUSTER_NAME", t.cluster.to_string());
+    a.insert("ECS_SERVICE_NAME", key.name.clone());
+    if let Some(td) = &t.task_definition {
+        let family = td.rsplit('/').next().unwrap_or(td);
+        let family = family.split(':').next().unwrap_or(family);
+        a.insert("ECS_TASK_DEFINITION_FAMILY", family.to_string());
+    }
+    a
+}
+
+/// The service a request names, or the AWS error for it.
+fn find(s: &Shared, d: &Discover) -> Result<Arc<ServiceSnapshot>, Response> {
+    let ns = d.namespace_name.trim_end_matches('.').to_ascii_lowercase();
+    let cluster = ns
+        .strip_suffix(&s.zone)
+        .and_then(|c| c.strip_suffix('.'))
+        .unwrap_or(&ns)
+        .to_string();
+    let services = s.registry.services();
+    if cluster.contains('.') || !services.iter().any(|x| x.key.cluster == cluster) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "NamespaceNotFound",
+            &format!("namespace {} not found", d.namespace_name),
+        ));
+    }
+    let key = ServiceKey {
+        cluster,
+        name: d.service_name.to_ascii_lowercase(),
+    };
+    s.registry.service(&key).ok_or_else(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "ServiceNotFound",
+            &format!(
+                "service {} not found in namespace {}",
+                d.service_name, d.namespace_name
+            ),
+        )
+    })
+}
+
+/// `POST /` with a Cloud Map `X-Amz-Target`.
+pub(crate) async fn handle(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let op = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+        .unwrap_or("")
+        .to_string();
+    if op != "DiscoverInstances" && op != "DiscoverInstancesRevision" {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            &format!(
+                "operation {op:?} is not served here (only DiscoverInstances and DiscoverInstancesRevision)"
+            ),
+        );
+    }
+    let d: Discover = match serde_json::from_slice(&body) {
+        Ok(d) => d,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "InvalidInput", &e.to_string()),
+    };
+    let snap = match find(&s, &d) {
+        Ok(snap) => snap,
+        Err(r) => return r,
+    };
+    // The generation the service last changed at: it moves exactly when its instances do.
+    let revision = snap.generation as i64;
+    if op == "DiscoverInstancesRevision" {
+        return ok(json!({ "InstancesRevision": revision }));
+    }
+    let max = match d.max_results {
+        None => 100,
+        Some(n @ 1..=1000) => n as usize,
+        Some(n) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InvalidInput",
+                &format!("MaxResults {n}: expected 1 to 1000"),
+            );
+        }
+    };
+    let live: Vec<&TaskView> = snap
+        .tasks
+        .iter()
+        .filter(|v| v.task.is_live(v.instance_draining))
+        .collect();
+    let healthy: Vec<&TaskView> = live.iter().copied().filter(|v| v.usable).collect();
+    let chosen: Vec<&TaskView> = match d.health_status.as_deref().unwrap_or("HEALTHY") {
+        "HEALTHY" => healthy,
+        "UNHEALTHY" => live.iter().copied().filter(|v| !v.usable).collect(),
+        "ALL" => live,
+        "HEALTHY_OR_ELSE_ALL" if healthy.is_empty() => live,
+        "HEALTHY_OR_ELSE_ALL" => healthy,
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InvalidInput",
+                &format!(
+                    "HealthStatus {other:?}: expected HEALTHY, UNHEALTHY, ALL or HEALTHY_OR_ELSE_ALL"
+                ),
+            );
+        }
+    };
+    let with_attrs: Vec<(&TaskView, BTreeMap<&'static str, String>)> = chosen
+        .into_iter()
+        .map(|v| (v, attributes(v, &snap.key)))
+        .collect();
+    let matches = |attrs: &BTreeMap<&'static str, String>, wanted: &BTreeMap<String, String>| {
+        wanted.iter().all(|(k, v)| attrs.get(k.as_str()) == Some(v))
+    };
+    let queried: Vec<_> = with_attrs
+        .into_iter()
+        .filter(|(_, a)| matches(a, &d.query_parameters))
+        .collect();
+    // OptionalParameters narrow the result only when some instance matches them.
+    let optional: Vec<_> = queried
+        .iter()
+        .filter(|(_, a)| matches(a, &d.optional_parameters))
+        .cloned()
+        .collect();
+    let result = if optional.is_empty() {
+        queried
+    } else {
+        optional
+    };
+    let instances: Vec<Value> = result
+        .into_iter()
+        .take(max)
+        .map(|(v, attrs)| {
+            json!({
+                "InstanceId": v.task.id(),
+                "NamespaceName": d.namespace_name,
+                "ServiceName": d.service_name,
+                "HealthStatus": if v.usable { "HEALTHY" } else { "UNHEALTHY" },
+                "Attributes": attrs,
+            })
+        })
+        .collect();
+    ok(json!({ "Instances": instances, "InstancesRevision": revision }))
+}
