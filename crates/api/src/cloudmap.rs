@@ -118,8 +118,8 @@ fn attributes(view: &TaskView, key: &ServiceKey) -> BTreeMap<&'static str, Strin
     a
 }
 
-/// The service a request names, or the AWS error for it.
-fn find(s: &Shared, d: &Discover) -> Result<Arc<ServiceSnapshot>, Response> {
+/// The service a request names, or the AWS error kind and message for it.
+fn find(s: &Shared, d: &Discover) -> Result<Arc<ServiceSnapshot>, (&'static str, String)> {
     let ns = d.namespace_name.trim_end_matches('.').to_ascii_lowercase();
     let cluster = ns
         .strip_suffix(&s.zone)
@@ -128,10 +128,9 @@ fn find(s: &Shared, d: &Discover) -> Result<Arc<ServiceSnapshot>, Response> {
         .to_string();
     let services = s.registry.services();
     if cluster.contains('.') || !services.iter().any(|x| x.key.cluster == cluster) {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
+        return Err((
             "NamespaceNotFound",
-            &format!("namespace {} not found", d.namespace_name),
+            format!("namespace {} not found", d.namespace_name),
         ));
     }
     let key = ServiceKey {
@@ -139,10 +138,9 @@ fn find(s: &Shared, d: &Discover) -> Result<Arc<ServiceSnapshot>, Response> {
         name: d.service_name.to_ascii_lowercase(),
     };
     s.registry.service(&key).ok_or_else(|| {
-        error(
-            StatusCode::BAD_REQUEST,
+        (
             "ServiceNotFound",
-            &format!(
+            format!(
                 "service {} not found in namespace {}",
                 d.service_name, d.namespace_name
             ),
@@ -177,7 +175,7 @@ pub(crate) async fn handle(
     };
     let snap = match find(&s, &d) {
         Ok(snap) => snap,
-        Err(r) => return r,
+        Err((kind, message)) => return error(StatusCode::BAD_REQUEST, kind, &message),
     };
     // The generation the service last changed at: it moves exactly when its instances do.
     let revision = snap.generation as i64;
