@@ -51,6 +51,7 @@ fn answerer() -> &'static Answerer {
                     container_instance: None,
                     started_at: None,
                     check: None,
+                    labels: None,
                 }));
             }
         }

@@ -217,6 +217,13 @@ fn ptr_records_for_demo_tasks() {
     let body = testkit::http::get(&format!("http://{api}/v1/services/demo/web")).json();
     let endpoints = body["endpoints"].as_array().unwrap();
     assert!(!endpoints.is_empty());
+    // Two versions of web run: its tasks carry the label `version` of their revision.
+    let mut versions: Vec<&str> = endpoints
+        .iter()
+        .map(|e| e["labels"]["version"].as_str().unwrap())
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, ["v1", "v1", "v2"], "{body}");
     for e in endpoints.iter().filter(|e| e["served"] == true) {
         let ip = e["addresses"][0].as_str().unwrap();
         let ptr = dig(demo.dns, &["+short", "-x", ip]);

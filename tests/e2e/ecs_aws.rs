@@ -123,6 +123,9 @@ impl Aws {
             .image("example/app")
             .memory(128)
             .set_port_mappings(Some(mappings.collect()))
+            // Published as the task label `family` (ecsdns.meta.*); other labels are not.
+            .docker_labels("ecsdns.meta.family", family)
+            .docker_labels("com.example.private", "not published")
             .build();
         let out = self
             .rt

@@ -187,6 +187,12 @@ fn events_through_sqs_drive_dns_between_reconciles() {
     );
     assert_eq!(aaaa["state"], "draining");
     assert_eq!(aaaa["desiredStatus"], "STOPPED");
+    // The task definition's ecsdns.meta.* docker labels, read from ECS (moto), are its labels.
+    assert_eq!(
+        aaaa["labels"],
+        serde_json::json!({"family": "api"}),
+        "{detail}"
+    );
     assert_eq!(detail["service"]["draining"], 2);
     assert_eq!(bbbb["state"], "draining");
     assert_eq!(bbbb["instanceDraining"], true);

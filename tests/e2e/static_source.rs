@@ -199,3 +199,54 @@ fn shared_addresses_keep_every_ptr() {
             .then_some(())
     });
 }
+
+/// Labels in the file are published with each endpoint: the API, Prometheus SD labels, the
+/// task's TXT; a bad key is refused with the endpoint named.
+#[test]
+fn labels_are_published_in_the_api_sd_and_txt() {
+    let dir = temp_dir("labels");
+    let file = dir.join("endpoints.toml");
+    let with_labels = ONE.replace(
+        "ports = { http = 8080 }",
+        "ports = { http = 8080 }\nlabels = { version = \"v2\", \"team.name\" = \"payments\" }",
+    );
+    crate::fixture::write_atomic(&file, &with_labels);
+    let p = Process::start(&[
+        "serve",
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--endpoints",
+        file.to_str().unwrap(),
+    ]);
+    let api = p.api.unwrap();
+    let web = testkit::http::get(&format!("http://{api}/v1/services/static/web")).json();
+    assert_eq!(
+        web["endpoints"][0]["labels"],
+        serde_json::json!({"team.name": "payments", "version": "v2"})
+    );
+    let sd = testkit::http::get(&format!("http://{api}/v1/prometheus-sd?service=web")).json();
+    let labels = &sd[0]["labels"];
+    assert_eq!(labels["__meta_ecsdns_label_version"], "v2", "{sd}");
+    assert_eq!(labels["__meta_ecsdns_label_team_name"], "payments", "{sd}");
+    let txt = dig(p.dns, &["+short", "web-1.web.static.ecs.internal", "TXT"]);
+    assert!(
+        txt.contains("\"label.team.name=payments\" \"label.version=v2\""),
+        "{txt}"
+    );
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        ONE.replace(
+            "ports = { http = 8080 }",
+            "labels = { \"bad key\" = \"x\" }",
+        ),
+    )
+    .unwrap();
+    let (code, err) = crate::fixture::serve_refused(&bad);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("endpoint web-1 of web.static: label key \"bad key\": use 1-40 letters"),
+        "{err}"
+    );
+}

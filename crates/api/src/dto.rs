@@ -1,6 +1,7 @@
 //! The API's JSON shapes, its own types so the wire format does not follow internal renames.
 //! They derive `Deserialize` too: the CLI reads them back.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use model::{Task, TaskGroup, TaskStatus};
@@ -119,6 +120,9 @@ pub struct Endpoint {
     /// Why DNS does not serve it, while it does not (the first rule it fails).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub left_out: Option<String>,
+    /// Metadata labels (`ecsdns.meta.*` docker labels, or the file's `labels`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// An endpoint's active check and its verdict.
@@ -202,6 +206,11 @@ impl Endpoint {
             version: t.version,
             check: CheckDto::of(view),
             left_out: view.left_out(),
+            labels: t
+                .labels
+                .iter()
+                .flat_map(|l| l.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect(),
         }
     }
 }

@@ -279,6 +279,15 @@ pub(crate) async fn prometheus_sd(
                 if let Some(td) = &t.task_definition {
                     label("task_definition", td);
                 }
+                // Task labels as `__meta_ecsdns_label_KEY` (Prometheus label names allow only
+                // letters, digits and '_').
+                for (k, v) in t.labels.iter().flat_map(|l| l.iter()) {
+                    let key: String = k
+                        .chars()
+                        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                        .collect();
+                    label(&format!("label_{key}"), v);
+                }
                 groups.push(TargetGroup { targets, labels });
             }
         }

@@ -149,6 +149,9 @@ impl Preparer<'_> {
                 strings.push(format!("check_reason={}", c.reason));
             }
         }
+        for (k, v) in task.labels.iter().flat_map(|l| l.iter()) {
+            strings.push(format!("label.{k}={v}"));
+        }
         strings.push(format!("version={}", task.version));
         strings.retain(|s| s.len() <= 255);
         RData::TXT(TXT::new(strings))

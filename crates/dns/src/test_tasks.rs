@@ -27,5 +27,6 @@ pub(crate) fn running(arn: String, service: &str, ip: Ipv4Addr, version: u64) ->
         container_instance: None,
         started_at: None,
         check: None,
+        labels: None,
     }
 }

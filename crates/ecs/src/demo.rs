@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use model::Protocol;
 use serde_json::{Value, json};
@@ -97,6 +98,8 @@ struct SimTask {
     ip: Option<Ipv4Addr>,
     instance: Option<usize>,
     host_ports: Vec<u16>,
+    /// Task definition revision: `web` runs two (its label `version` is `v1` or `v2`).
+    revision: u32,
 }
 
 /// Where a churn step stands: a draining task to stop and replace, a new task to start, or an
@@ -116,6 +119,8 @@ pub struct Simulator {
     deploy: std::collections::VecDeque<DeployStep>,
     clock: u64,
     next_host: HashMap<(Kind, usize), u8>,
+    /// The revision new `web` tasks get: 2, and one more per rolling deploy.
+    web_revision: u32,
 }
 
 impl Simulator {
@@ -135,6 +140,7 @@ impl Simulator {
             deploy: std::collections::VecDeque::new(),
             clock: 0,
             next_host: HashMap::new(),
+            web_revision: 2,
         };
         for (kind, count) in [
             (Kind::Web, 3),
@@ -143,7 +149,11 @@ impl Simulator {
             (Kind::Etl, 4),
         ] {
             for i in 0..count {
-                let t = sim.new_task(kind, i, "RUNNING", "HEALTHY");
+                let mut t = sim.new_task(kind, i, "RUNNING", "HEALTHY");
+                // Two versions of web running: two tasks of revision 1, a canary of revision 2.
+                if kind == Kind::Web && i < 2 {
+                    t.revision = 1;
+                }
                 sim.tasks.push(t);
             }
         }
@@ -199,6 +209,11 @@ impl Simulator {
             ip,
             instance,
             host_ports,
+            revision: if kind == Kind::Web {
+                self.web_revision
+            } else {
+                1
+            },
         }
     }
 
@@ -238,7 +253,7 @@ impl Simulator {
             "lastStatus": t.last,
             "launchType": if t.instance.is_some() { "EC2" } else { "FARGATE" },
             "taskArn": task_arn,
-            "taskDefinitionArn": arn("task-definition", &format!("{}:1", t.kind.family())),
+            "taskDefinitionArn": arn("task-definition", &format!("{}:{}", t.kind.family(), t.revision)),
             "updatedAt": self.time(),
             "version": t.version,
         });
@@ -422,6 +437,15 @@ impl TaskContext for Simulator {
                 .collect(),
             health_checked: kind.health_checked(),
             check: None,
+            // web's docker labels: `ecsdns.meta.version = vN` for revision N.
+            labels: (kind == Kind::Web)
+                .then(|| {
+                    let revision = task_definition_arn.rsplit(':').next()?;
+                    let docker = format!("v{revision}");
+                    model::Labels::from_docker([("ecsdns.meta.version", docker.as_str())]).ok()
+                })
+                .flatten()
+                .map(Arc::new),
         })
     }
 }

@@ -82,6 +82,32 @@ pub(crate) fn task_definition(td: &ecs::TaskDefinition) -> TaskDefinitionInfo {
         if c.health_check().is_some() && essential {
             info.health_checked = true;
         }
+        if essential {
+            let docker = c
+                .docker_labels()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str()));
+            match model::Labels::from_docker(docker) {
+                Ok(l) if l.is_empty() => {}
+                Ok(l) => {
+                    // Several essential containers: their labels together.
+                    let mut all: Vec<(String, String)> = info
+                        .labels
+                        .iter()
+                        .flat_map(|x| x.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+                        .collect();
+                    all.extend(l.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+                    info.labels = model::Labels::new(all).ok().map(Arc::new);
+                }
+                Err(e) => tracing::warn!(
+                    task_definition = td.task_definition_arn().unwrap_or_default(),
+                    container = name,
+                    error = %e,
+                    "invalid ecsdns.meta label: the task's labels are not published"
+                ),
+            }
+        }
         if essential && info.check.is_none() {
             let labels = c
                 .docker_labels()

@@ -35,6 +35,9 @@ pub struct TaskDefinitionInfo {
     pub health_checked: bool,
     /// The active check its containers declare in `dockerLabels` (see [`check_from_labels`]).
     pub check: Option<Arc<Check>>,
+    /// Its essential containers' `ecsdns.meta.*` docker labels ([`model::Labels`]), shared by
+    /// every task of the definition.
+    pub labels: Option<Arc<model::Labels>>,
 }
 
 /// Docker label that declares a service's active check: `tcp:PORT` or `http:PORT/path`.
@@ -239,6 +242,7 @@ pub(crate) fn task_update(event: &TaskEvent, cluster: &str, ctx: &dyn TaskContex
         container_instance: event.container_instance_arn.as_deref().map(Arc::from),
         started_at: event.started_at.as_deref().map(Arc::from),
         check: definition.as_ref().and_then(|d| d.check.clone()),
+        labels: definition.as_ref().and_then(|d| d.labels.clone()),
     })
 }
 

@@ -38,6 +38,7 @@ fn task(s: usize, t: usize, version: u64) -> Task {
         container_instance: None,
         started_at: None,
         check: None,
+        labels: None,
     }
 }
 

@@ -41,6 +41,7 @@ fn task(service: usize, slot: usize, version: u64) -> Task {
         container_instance: None,
         started_at: None,
         check: None,
+        labels: None,
     }
 }
 

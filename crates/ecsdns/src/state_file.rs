@@ -119,6 +119,7 @@ mod tests {
             container_instance: None,
             started_at: None,
             check: Some(Arc::new(model::Check::parse("tcp:80").unwrap())),
+            labels: Some(Arc::new(model::Labels::new([("version", "v2")]).unwrap())),
         })
     }
 

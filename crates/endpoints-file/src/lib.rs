@@ -18,6 +18,7 @@ use serde::Deserialize;
 mod ports;
 mod validate;
 use ports::{OrderedPorts, PortDef};
+use validate::one_line;
 pub use validate::{Diagnostic, validate};
 
 /// Why a file was refused: the first problem found, with what it concerns.
@@ -146,6 +147,9 @@ struct EndpointDef {
     /// HEALTHY or UNHEALTHY; absent means no health check.
     #[serde(default)]
     health: Option<String>,
+    /// Metadata labels published with the endpoint.
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
 }
 
 /// Every service of a whole parsed file, validated, as tasks.
@@ -264,27 +268,6 @@ pub fn parse_file(path: &Path, text: &str) -> Result<EndpointsFile, FileError> {
     })
 }
 
-/// A TOML error as one line, `line L, column C: message (near "...")`: the toml crate's own
-/// text spans several lines (a source excerpt with a caret), which a log line cannot hold.
-fn one_line(e: &toml::de::Error, text: &str) -> String {
-    let message = e.message().trim().replace('\n', "; ");
-    let Some(span) = e.span() else {
-        return message;
-    };
-    let before = text.get(..span.start).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    let near: String = text
-        .lines()
-        .nth(line - 1)
-        .unwrap_or("")
-        .trim()
-        .chars()
-        .take(60)
-        .collect();
-    format!("line {line}, column {column}: {message} (near {near:?})")
-}
-
 /// Fails on an endpoint listed twice. The ARN spells (cluster, service, id) and labels hold no
 /// `/`, so equal ARNs mean the same endpoint; sorting positions costs 4 bytes per endpoint where
 /// a set of the three names cost over a hundred.
@@ -384,6 +367,12 @@ fn add_service(svc: ServiceDef, tasks: &mut Vec<Task>, names: &mut Names) -> Res
             Some("UNHEALTHY" | "unhealthy") => Health::Unhealthy,
             Some(other) => bail!("endpoint {id}: health {other:?} is not HEALTHY or UNHEALTHY"),
         };
+        let labels = match ep.labels.is_empty() {
+            true => None,
+            false => Some(Arc::new(model::Labels::new(&ep.labels).map_err(|e| {
+                FileError::Invalid(format!("endpoint {id} of {name_label}.{cluster}: {e}"))
+            })?)),
+        };
         tasks.push(Task {
             arn: format!("static:{cluster}/{name_label}/{id}").into(),
             cluster: names.get(&cluster),
@@ -400,6 +389,7 @@ fn add_service(svc: ServiceDef, tasks: &mut Vec<Task>, names: &mut Names) -> Res
             container_instance: None,
             started_at: None,
             check: check.clone(),
+            labels,
         });
     }
     Ok(())

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{File, Names, Services, add_service, check_unique, one_line, service_blocks};
+use super::{File, Names, Services, add_service, check_unique, service_blocks};
 
 /// One problem found, located in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,27 @@ pub struct Diagnostic {
     pub column: usize,
     /// What is wrong, naming the key and value and what is allowed.
     pub message: String,
+}
+
+/// A TOML error as one line, `line L, column C: message (near "...")`: the toml crate's own
+/// text spans several lines (a source excerpt with a caret), which a log line cannot hold.
+pub(super) fn one_line(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().trim().replace('\n', "; ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let near: String = text
+        .lines()
+        .nth(line - 1)
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(60)
+        .collect();
+    format!("line {line}, column {column}: {message} (near {near:?})")
 }
 
 /// Line and column of a byte offset in `text`.

@@ -217,6 +217,9 @@ pub struct Task {
     /// The active health check declared for the task's service, if any: then the task is
     /// usable only once the check passes (see [`crate::Update::Probe`]).
     pub check: Option<Arc<crate::Check>>,
+    /// Metadata labels, shared by the tasks of one definition (`None`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Arc<crate::Labels>>,
 }
 
 impl Task {
@@ -359,6 +362,7 @@ mod tests {
             container_instance: None,
             started_at: None,
             check: None,
+            labels: None,
         }
     }
 

@@ -21,6 +21,7 @@ fn task(id: &str, group: &str, version: u64) -> Task {
         container_instance: None,
         started_at: None,
         check: None,
+        labels: None,
     }
 }
 

@@ -26,6 +26,8 @@ impl Simulator {
             .filter(|t| t.kind == Kind::Web && t.desired == "RUNNING")
             .map(|t| t.id.clone())
             .collect();
+        // A deploy rolls out the next revision.
+        self.web_revision += 1;
         let mut previous: Option<String> = None;
         for id in &old {
             if let Some(done) = previous.take() {

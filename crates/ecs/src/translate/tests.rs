@@ -30,6 +30,9 @@ impl TaskContext for Ctx {
             check: check_from_labels([("ecsdns.check", "http:http/healthz")])
                 .unwrap()
                 .map(std::sync::Arc::new),
+            labels: model::Labels::from_docker([("ecsdns.meta.version", "v3")])
+                .ok()
+                .map(std::sync::Arc::new),
         })
     }
 }

@@ -136,7 +136,23 @@ impl Transitions {
             Some(before) => {
                 for (task, seen) in &now {
                     match before.get(task) {
-                        None => out.push(format!("  {task}: new, {}", seen.describe())),
+                        None => {
+                            let labels = e
+                                .endpoints
+                                .iter()
+                                .find(|ep| ep.task_id == *task)
+                                .map(|ep| {
+                                    ep.labels
+                                        .iter()
+                                        .map(|(k, v)| format!("{k}={v}"))
+                                        .collect::<Vec<_>>()
+                                        .join(" ")
+                                })
+                                .filter(|l| !l.is_empty())
+                                .map(|l| format!(" [{l}]"))
+                                .unwrap_or_default();
+                            out.push(format!("  {task}: new, {}{labels}", seen.describe()));
+                        }
                         Some(old) if old != seen => out.push(format!(
                             "  {task}: {} -> {}",
                             old.describe(),
@@ -191,6 +207,9 @@ mod tests {
                     "healthChecked": false, "lastStatus": "RUNNING",
                     "desiredStatus": "RUNNING", "instanceDraining": false, "version": 1
                 });
+                if *id == "web-3" {
+                    v["labels"] = serde_json::json!({"version": "v2"});
+                }
                 if let Some((status, reason)) = check {
                     v["check"] = serde_json::json!({
                         "spec": "tcp:http", "status": status, "reason": reason,
@@ -249,7 +268,7 @@ mod tests {
             [
                 "  web-1: passing -> unhealthy (check failing: connection refused)",
                 "  web-2: unhealthy (check pending: no verdict yet) -> passing",
-                "  web-3: new, starting",
+                "  web-3: new, starting [version=v2]",
             ]
         );
         let lines = t.lines(&event(
