@@ -317,3 +317,70 @@ fn demo_rolls_web_on_request_and_drain_says_when_each_old_task_is_safe() {
         j["lastServedMs"].as_u64().unwrap() + 3_000
     );
 }
+
+/// Subset names on the demo's two versions of web: by label value (`--subset-label version`)
+/// and by task definition revision, with SRV by port and a TXT saying what each holds;
+/// `explain` names why the other tasks are left out.
+#[test]
+fn subsets_by_label_and_revision() {
+    let demo = Process::start(&[
+        "demo",
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--no-churn",
+        "--subset-label",
+        "version",
+    ]);
+    let api = demo.api.unwrap();
+    let body = testkit::http::get(&format!("http://{api}/v1/services/demo/web")).json();
+    let by_version = |v: &str| -> BTreeSet<String> {
+        body["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["labels"]["version"] == v)
+            .map(|e| e["addresses"][0].as_str().unwrap().to_string())
+            .collect()
+    };
+    let short = |name: &str, t: &str| -> BTreeSet<String> {
+        dig(demo.dns, &["+short", name, t])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let (v1, v2) = (by_version("v1"), by_version("v2"));
+    assert_eq!((v1.len(), v2.len()), (2, 1), "{body}");
+    assert_eq!(short("v2.web.demo.ecs.internal", "A"), v2);
+    assert_eq!(short("v1.web.demo.ecs.internal", "A"), v1);
+    assert_eq!(short("rev-2.web.demo.ecs.internal", "A"), v2, "the canary");
+    assert_eq!(short("rev-1.web.demo.ecs.internal", "A"), v1);
+    let srv = short("_http._tcp.v2.web.demo.ecs.internal", "SRV");
+    assert_eq!(srv.len(), 1, "{srv:?}");
+    assert!(srv.iter().all(|r| r.starts_with("0 1 8080 ")), "{srv:?}");
+    assert_eq!(
+        dig(demo.dns, &["+short", "v2.web.demo.ecs.internal", "TXT"]).trim(),
+        "\"label.version=v2\" \"served=1\""
+    );
+    assert_eq!(
+        dig(demo.dns, &["+short", "rev-1.web.demo.ecs.internal", "TXT"]).trim(),
+        "\"revision=1\" \"served=2\""
+    );
+    // A value no task carries has no name.
+    let out = dig(demo.dns, &["v9.web.demo.ecs.internal", "A"]);
+    assert!(out.contains("NXDOMAIN"), "{out}");
+    // explain says why the v1 tasks are not in v2's answer.
+    let (code, out, _) = testkit::run_ecsdns(&[
+        "explain",
+        "v2.web.demo.ecs.internal",
+        "--api",
+        &format!("http://{api}"),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.ends_with("served, but not labelled v2"))
+            .count(),
+        2,
+        "{out}"
+    );
+}

@@ -25,8 +25,8 @@ enum Part {
     Task(String),
     /// `_P._proto.S.C.Z`: the tasks with port `P`.
     Port(String),
-    /// `AZ.S.C.Z`: the served tasks in one AZ.
-    Az(String),
+    /// A group name under the service: `AZ.S.C.Z`, `rev-N.S.C.Z`, or a subset `V.S.C.Z`.
+    Group(String),
     /// `_proto.S.C.Z`, or anything deeper: no task answers there.
     Other,
 }
@@ -51,6 +51,17 @@ fn parse_name(name: &str, zone: &str) -> Option<(ServiceKey, Part)> {
         _ => Part::Other,
     };
     Some((key, part))
+}
+
+/// Whether a label reads as an AZ name (`us-east-1a`, `eu-central-2b`): region, digit, letter.
+fn looks_like_az(label: &str) -> bool {
+    let Some(last) = label.chars().last() else {
+        return false;
+    };
+    let body = &label[..label.len() - 1];
+    last.is_ascii_lowercase()
+        && body.ends_with(|c: char| c.is_ascii_digit())
+        && body.matches('-').count() >= 2
 }
 
 /// Whether the answer holds `view`'s task, and why (not).
@@ -94,16 +105,29 @@ fn verdict(
         }
         (_, "A") if !v4 => "served, but has no IPv4 address".to_string(),
         (_, "AAAA") if !v6 => "served, but has no IPv6 address".to_string(),
-        (Part::Az(zone), "A" | "AAAA" | "SRV")
+        (Part::Group(zone), "A" | "AAAA" | "SRV")
             if !task
                 .az
                 .as_deref()
                 .is_some_and(|a| a.eq_ignore_ascii_case(zone)) =>
         {
-            format!(
-                "served, but in {}: the name asks for {zone}",
-                task.az.as_deref().unwrap_or("no known AZ")
-            )
+            let revision = task
+                .task_definition
+                .as_deref()
+                .and_then(|td| td.rsplit(':').next());
+            match zone.strip_prefix("rev-") {
+                // A revision name: the task is of another revision.
+                Some(_) => format!(
+                    "served, but of revision {}: the name asks for {zone}",
+                    revision.unwrap_or("unknown")
+                ),
+                None if looks_like_az(zone) => format!(
+                    "served, but in {}: the name asks for {zone}",
+                    task.az.as_deref().unwrap_or("no known AZ")
+                ),
+                // A subset name: no label of the task has that value.
+                None => format!("served, but not labelled {zone}"),
+            }
         }
         (_, "A" | "AAAA" | "SRV") => match (&answer.client_az, task.az.as_deref()) {
             (Some(client), Some(az)) if !az.eq_ignore_ascii_case(client) => format!(
@@ -153,8 +177,8 @@ pub(crate) async fn explain(
     let mut fail_open = false;
     if let (Some((snap, key)), Some((_, part))) = (&snapshot, &parsed) {
         fail_open = snap.fail_open;
-        // A label under the service that names no task is an AZ name.
-        let az_part;
+        // A label under the service that names no task is a group name (AZ, revision, subset).
+        let group_part;
         let part = match part {
             Part::Task(t)
                 if !snap
@@ -162,8 +186,8 @@ pub(crate) async fn explain(
                     .iter()
                     .any(|v| task_label(v.task.id()).as_deref() == Some(t.as_str())) =>
             {
-                az_part = Part::Az(t.clone());
-                &az_part
+                group_part = Part::Group(t.clone());
+                &group_part
             }
             other => other,
         };

@@ -42,6 +42,17 @@ pub struct ZoneConfig {
     /// Reverse zones (e.g. `10.in-addr.arpa.`) served alongside: PTR records for the served
     /// tasks' addresses that fall inside them, pointing at the task names.
     pub reverse_zones: Vec<Name>,
+    /// Subset names: by task definition revision, and by the values of declared labels.
+    pub subsets: SubsetConfig,
+}
+
+/// Which subsets of a service get names (see the `azname` module).
+#[derive(Debug, Clone, Default)]
+pub struct SubsetConfig {
+    /// `rev-N.S.C.zone`: the tasks of task definition revision N.
+    pub revisions: bool,
+    /// Label keys whose values name subsets: `V.S.C.zone` for the tasks labelled `K=V`.
+    pub labels: Vec<String>,
 }
 
 /// Zone transfer (AXFR/IXFR over TCP) and NOTIFY. Nobody may transfer by default.
@@ -249,6 +260,10 @@ impl ZoneConfig {
             az: AzConfig::default(),
             transfer: TransferConfig::default(),
             reverse_zones: Vec::new(),
+            subsets: SubsetConfig {
+                revisions: true,
+                labels: Vec::new(),
+            },
         })
     }
 }

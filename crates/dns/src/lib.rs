@@ -41,7 +41,7 @@ mod wire;
 mod xfr;
 
 pub use answer::{Answerer, Outcome, Transport};
-pub use config::{AzConfig, AzPreference, Cidr, TransferConfig, ZoneConfig};
+pub use config::{AzConfig, AzPreference, Cidr, SubsetConfig, TransferConfig, ZoneConfig};
 pub use explain::Explanation;
 pub use metrics::{DnsMetrics, LatencySnapshot, MetricsSnapshot};
 pub use rrl::RrlConfig;

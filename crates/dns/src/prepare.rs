@@ -14,7 +14,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use model::{Task, port_label};
 use registry::{ServiceSnapshot, TaskView};
 
-use crate::azname::AzGroups;
+use crate::azname::Groups;
 use crate::config::reverse_name;
 use crate::entry::{AzTags, NameEntry, RrsetParts};
 use crate::{AzPreference, DnsError, ZoneConfig};
@@ -174,7 +174,7 @@ impl Preparer<'_> {
         let mut additional: BTreeMap<Name, Vec<RData>> = BTreeMap::new();
         let mut ptrs = Vec::new();
         let mut served = Vec::new();
-        let mut az_groups = (!self.zone.az.no_az_names).then(|| AzGroups::new(self.zone, snapshot));
+        let mut groups = Groups::new(self.zone, snapshot);
         for view in snapshot.served_views() {
             let task = view.task.as_ref();
             let Some(id) = model::task_label(task.id()) else {
@@ -215,9 +215,7 @@ impl Preparer<'_> {
             additional.insert(task_name.clone(), v4.iter().chain(&v6).cloned().collect());
             let addresses: Vec<RData> = v4.iter().chain(&v6).cloned().collect();
             self.group_records(&mut names, &service, task, &task_name, &addresses, az)?;
-            if let Some(groups) = az_groups.as_mut() {
-                groups.add(task, &task_name, addresses);
-            }
+            groups.add(task, &task_name, addresses);
         }
         // Known but unserved tasks keep their own name with TXT only (no address: nothing
         // routes to them), so `dig TXT T.S.C.Z` says why a task is left out.
@@ -240,9 +238,7 @@ impl Preparer<'_> {
                 .or_default()
                 .push((Self::txt(view), None, 0));
         }
-        if let Some(groups) = az_groups {
-            groups.prepare(self, &service, &mut names)?;
-        }
+        groups.prepare(self, &service, &mut names)?;
         let mut out = Vec::with_capacity(names.len());
         for (name, pending) in names {
             let mut rrsets = Vec::with_capacity(pending.rrsets.len());

@@ -117,6 +117,11 @@ pub struct DnsFile {
     pub client_subnet_trusted: Vec<String>,
     /// AZ-qualified names (`AZ.S.C.zone`); `false` serves none.
     pub az_names: Option<bool>,
+    /// Labels whose values name subsets (`V.S.C.zone`).
+    #[serde(default)]
+    pub subset_labels: Vec<String>,
+    /// Revision names (`rev-N.S.C.zone`); `false` serves none.
+    pub revision_names: Option<bool>,
     /// Client prefixes allowed to transfer the zone.
     #[serde(default)]
     pub allow_transfer: Vec<String>,
@@ -174,6 +179,10 @@ pub struct Settings {
     pub client_subnet_trusted: Vec<String>,
     /// Whether AZ-qualified names are served.
     pub az_names: bool,
+    /// Labels whose values name subsets.
+    pub subset_labels: Vec<String>,
+    /// Whether revision names are served.
+    pub revision_names: bool,
     /// Client prefixes allowed to transfer the zone.
     pub allow_transfer: Vec<String>,
     /// TSIG keys file.
@@ -297,6 +306,8 @@ impl Default for Settings {
             same_az_service: HashMap::new(),
             client_subnet_trusted: Vec::new(),
             az_names: true,
+            subset_labels: Vec::new(),
+            revision_names: true,
             allow_transfer: Vec::new(),
             tsig_key_file: None,
             tsig_keys: Secrets::default(),
@@ -382,6 +393,10 @@ impl Settings {
         if let Some(on) = d.az_names {
             self.az_names = on;
         }
+        self.subset_labels.extend(d.subset_labels);
+        if let Some(on) = d.revision_names {
+            self.revision_names = on;
+        }
         self.allow_transfer.extend(d.allow_transfer);
         if d.tsig_key_file.is_some() {
             self.tsig_key_file = d.tsig_key_file;
@@ -458,34 +473,8 @@ impl Settings {
     }
 }
 
-/// Parses the HTTP API address: `HOST:PORT`, or `off` to serve no API.
-pub fn parse_http_addr(s: &str) -> anyhow::Result<Option<SocketAddr>> {
-    if s.eq_ignore_ascii_case("off") {
-        return Ok(None);
-    }
-    if let Ok(addr) = s.parse() {
-        return Ok(Some(addr));
-    }
-    // A host name (`localhost:8053`): its first address.
-    use std::net::ToSocketAddrs;
-    s.to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .map(Some)
-        .with_context(|| {
-            format!(
-                "invalid HTTP address {s:?}: expected IP:PORT or HOST:PORT (e.g. 127.0.0.1:8053, \
-                 0.0.0.0:8053, localhost:8053), or off"
-            )
-        })
-}
-
-/// Parses `250ms`, `10s`, `5m`, `1h` (a bare number is seconds).
-pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    api::parse_duration(s).with_context(|| {
-        format!("invalid duration {s:?}: use a whole number with ms, s, m or h (e.g. 30s)")
-    })
-}
+mod parse;
+pub use parse::{parse_duration, parse_http_addr};
 
 #[cfg(test)]
 mod tests;

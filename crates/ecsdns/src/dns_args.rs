@@ -49,6 +49,13 @@ pub struct DnsArgs {
     /// Serve no AZ-qualified names (`AZ.S.C.zone`, the service's tasks in that AZ).
     #[arg(long, env = "ECSDNS_NO_AZ_NAMES")]
     pub no_az_names: bool,
+    /// A task label whose values name subsets of each service: `--subset-label version` serves
+    /// `v2.S.C.zone` for the tasks labelled `version=v2` (repeatable).
+    #[arg(long = "subset-label", value_name = "KEY")]
+    pub subset_labels: Vec<String>,
+    /// Serve no revision names (`rev-N.S.C.zone`, the tasks of task definition revision N).
+    #[arg(long, env = "ECSDNS_NO_REVISION_NAMES")]
+    pub no_revision_names: bool,
     /// Client prefix allowed to transfer the zone (AXFR/IXFR over TCP; repeatable)
     /// [default: nobody].
     #[arg(long = "allow-transfer", value_name = "CIDR")]
@@ -116,6 +123,10 @@ impl DnsArgs {
             .extend(self.client_subnet_trusted.iter().cloned());
         if self.no_az_names {
             s.az_names = false;
+        }
+        s.subset_labels.extend(self.subset_labels.iter().cloned());
+        if self.no_revision_names {
+            s.revision_names = false;
         }
         s.allow_transfer.extend(self.allow_transfer.iter().cloned());
         if self.tsig_key_file.is_some() {

@@ -49,6 +49,12 @@ pub fn zone_config(settings: &Settings) -> anyhow::Result<ZoneConfig> {
         zone.az.per_service.insert(name.to_ascii_lowercase(), pref);
     }
     zone.az.no_az_names = !settings.az_names;
+    zone.subsets.revisions = settings.revision_names;
+    for key in &settings.subset_labels {
+        model::Labels::new([(key.as_str(), "")])
+            .with_context(|| format!("--subset-label / [dns] subset_labels {key:?}"))?;
+        zone.subsets.labels.push(key.clone());
+    }
     for cidr in &settings.client_subnet_trusted {
         zone.az.trusted_forwarders.push(dns::Cidr::parse(cidr)?);
     }
