@@ -191,4 +191,48 @@ fn boto3_and_the_aws_cli_discover_the_demo_as_cloud_map() {
     };
     assert_eq!(rev("web"), r["InstancesRevision"]);
     assert_eq!(rev("web"), rev("web"));
+    drop(demo);
+
+    // The same tasks give the same revision after a restart (a hash of the instances, not a
+    // counter); with tokens on, an unauthenticated caller sees only what DNS serves.
+    let tokens = crate::fixture::temp_dir("cloudmap").join("tokens");
+    std::fs::write(&tokens, "cloudmap-token\n").unwrap();
+    let again = Process::start(&[
+        "demo",
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--no-churn",
+        "--seed",
+        "7",
+        "--api-token-file",
+        tokens.to_str().unwrap(),
+    ]);
+    let endpoint = format!("http://{}", again.api.unwrap());
+    let (ok, out, err) = run(&python, &["-c", GUARDED, &endpoint]);
+    assert!(ok, "boto3: {err}");
+    let g: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        g["revision"], r["InstancesRevision"],
+        "stable across a restart"
+    );
+    assert_eq!(g["healthy"].as_u64(), Some(passing.len() as u64));
+    assert_eq!(g["all"], "AccessDeniedException");
 }
+
+const GUARDED: &str = r#"
+import json, sys
+import boto3
+from botocore.config import Config
+c = boto3.client("servicediscovery", endpoint_url=sys.argv[1],
+                 config=Config(inject_host_prefix=False, retries={"max_attempts": 1}))
+out = {}
+r = c.discover_instances(NamespaceName="demo.ecs.internal", ServiceName="web")
+out["healthy"] = len(r["Instances"])
+out["revision"] = r["InstancesRevision"]
+try:
+    c.discover_instances(NamespaceName="demo.ecs.internal", ServiceName="web", HealthStatus="ALL")
+    out["all"] = "allowed"
+except c.exceptions.ClientError as e:
+    out["all"] = e.response["Error"]["Code"]
+print(json.dumps(out))
+"#;

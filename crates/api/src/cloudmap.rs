@@ -10,15 +10,19 @@
 //! `HEALTHY_OR_ELSE_ALL` is our fail-open. Attributes are named as ECS registers them.
 //!
 //! Like DNS, it answers without a token (SDK clients sign with SigV4, which ecsdns does not
-//! check): it shows what DNS already serves. Errors are AWS-shaped (`__type` and
-//! `x-amzn-ErrorType`), so SDKs raise their own `NamespaceNotFound` / `ServiceNotFound`.
+//! check), and then shows only what DNS serves: `HEALTHY`, and `HEALTHY_OR_ELSE_ALL` falling
+//! back to the fail-open set. `UNHEALTHY` and `ALL` list tasks DNS hands out no address for,
+//! so with tokens configured they need one. `InstancesRevision` is a hash of the instances and
+//! their attributes: equal across restarts and replicas for equal content. Errors are
+//! AWS-shaped (`__type` and `x-amzn-ErrorType`), so SDKs raise their own `NamespaceNotFound` /
+//! `ServiceNotFound`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use model::ServiceKey;
@@ -27,6 +31,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Shared;
+use crate::auth::Authorized;
 
 /// The `X-Amz-Target` prefix of the service.
 pub(crate) const TARGET_PREFIX: &str = "Route53AutoNaming_v20170314.";
@@ -126,31 +131,61 @@ fn find(s: &Shared, d: &Discover) -> Result<Arc<ServiceSnapshot>, (&'static str,
         .and_then(|c| c.strip_suffix('.'))
         .unwrap_or(&ns)
         .to_string();
-    let services = s.registry.services();
-    if cluster.contains('.') || !services.iter().any(|x| x.key.cluster == cluster) {
+    let key = ServiceKey {
+        cluster,
+        name: d.service_name.to_ascii_lowercase(),
+    };
+    if let Some(found) = s.registry.service(&key) {
+        return Ok(found);
+    }
+    if key.cluster.contains('.')
+        || !s
+            .registry
+            .services()
+            .iter()
+            .any(|x| x.key.cluster == key.cluster)
+    {
         return Err((
             "NamespaceNotFound",
             format!("namespace {} not found", d.namespace_name),
         ));
     }
-    let key = ServiceKey {
-        cluster,
-        name: d.service_name.to_ascii_lowercase(),
-    };
-    s.registry.service(&key).ok_or_else(|| {
-        (
-            "ServiceNotFound",
-            format!(
-                "service {} not found in namespace {}",
-                d.service_name, d.namespace_name
-            ),
-        )
-    })
+    Err((
+        "ServiceNotFound",
+        format!(
+            "service {} not found in namespace {}",
+            d.service_name, d.namespace_name
+        ),
+    ))
+}
+
+/// A revision that changes exactly when the instances or their attributes or health do, and
+/// is the same across restarts and replicas for the same content (FNV-1a over the sorted
+/// instances, 63 bits so it stays a positive `Long`).
+fn revision(live: &[&TaskView], key: &ServiceKey) -> i64 {
+    let mut lines: Vec<String> = live
+        .iter()
+        .map(|v| {
+            let attrs: Vec<String> = attributes(v, key)
+                .into_iter()
+                .map(|(k, val)| format!("{k}={val}"))
+                .collect();
+            format!("{} {} {}", v.task.id(), v.usable, attrs.join(","))
+        })
+        .collect();
+    lines.sort();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in lines.join("\n").bytes() {
+        h ^= u64::from(byte);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h >> 1) as i64
 }
 
 /// `POST /` with a Cloud Map `X-Amz-Target`.
 pub(crate) async fn handle(
     State(s): State<Arc<Shared>>,
+    Extension(Authorized(authorized)): Extension<Authorized>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -177,8 +212,12 @@ pub(crate) async fn handle(
         Ok(snap) => snap,
         Err((kind, message)) => return error(StatusCode::BAD_REQUEST, kind, &message),
     };
-    // The generation the service last changed at: it moves exactly when its instances do.
-    let revision = snap.generation as i64;
+    let live: Vec<&TaskView> = snap
+        .tasks
+        .iter()
+        .filter(|v| v.task.is_live(v.instance_draining))
+        .collect();
+    let revision = revision(&live, &snap.key);
     if op == "DiscoverInstancesRevision" {
         return ok(json!({ "InstancesRevision": revision }));
     }
@@ -193,16 +232,26 @@ pub(crate) async fn handle(
             );
         }
     };
-    let live: Vec<&TaskView> = snap
-        .tasks
-        .iter()
-        .filter(|v| v.task.is_live(v.instance_draining))
-        .collect();
     let healthy: Vec<&TaskView> = live.iter().copied().filter(|v| v.usable).collect();
-    let chosen: Vec<&TaskView> = match d.health_status.as_deref().unwrap_or("HEALTHY") {
+    let status = d.health_status.as_deref().unwrap_or("HEALTHY");
+    if !authorized && matches!(status, "UNHEALTHY" | "ALL") {
+        return error(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            &format!(
+                "HealthStatus {status} lists tasks DNS does not serve: it needs an API token \
+                 (HEALTHY and HEALTHY_OR_ELSE_ALL answer without one)"
+            ),
+        );
+    }
+    let chosen: Vec<&TaskView> = match status {
         "HEALTHY" => healthy,
         "UNHEALTHY" => live.iter().copied().filter(|v| !v.usable).collect(),
         "ALL" => live,
+        // Without a token, the fallback is what DNS serves (fail-open), never more.
+        "HEALTHY_OR_ELSE_ALL" if healthy.is_empty() && !authorized => {
+            live.iter().copied().filter(|v| v.served).collect()
+        }
         "HEALTHY_OR_ELSE_ALL" if healthy.is_empty() => live,
         "HEALTHY_OR_ELSE_ALL" => healthy,
         other => {

@@ -33,6 +33,10 @@ enum Part {
 
 /// The service a name under `zone` belongs to, and which part of it.
 fn parse_name(name: &str, zone: &str) -> Option<(ServiceKey, Part)> {
+    // Our names are ASCII host names; anything else is no service of ours.
+    if !name.is_ascii() {
+        return None;
+    }
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     let rest = name.strip_suffix(zone)?.strip_suffix('.')?;
     let mut labels: Vec<&str> = rest.split('.').collect();
@@ -55,13 +59,11 @@ fn parse_name(name: &str, zone: &str) -> Option<(ServiceKey, Part)> {
 
 /// Whether a label reads as an AZ name (`us-east-1a`, `eu-central-2b`): region, digit, letter.
 fn looks_like_az(label: &str) -> bool {
-    let Some(last) = label.chars().last() else {
-        return false;
-    };
-    let body = &label[..label.len() - 1];
-    last.is_ascii_lowercase()
-        && body.ends_with(|c: char| c.is_ascii_digit())
-        && body.matches('-').count() >= 2
+    label
+        .strip_suffix(|c: char| c.is_ascii_lowercase())
+        .is_some_and(|body| {
+            body.ends_with(|c: char| c.is_ascii_digit()) && body.matches('-').count() >= 2
+        })
 }
 
 /// Whether the answer holds `view`'s task, and why (not).
@@ -73,6 +75,14 @@ fn verdict(
     fail_open: bool,
 ) -> (bool, String) {
     let task = &view.task;
+    // An unserved task is never in an address answer, even when it shares a host address
+    // (bridge and host networking) with a served one.
+    if !view.served
+        && matches!(answer.qtype.as_str(), "A" | "AAAA" | "SRV")
+        && let Some(why) = view.left_out()
+    {
+        return (false, why);
+    }
     let holds = match answer.qtype.as_str() {
         "SRV" => answer.targets.iter().any(|t| t == fqdn),
         "A" | "AAAA" => task.addresses.iter().any(|a| answer.addresses.contains(a)),
@@ -268,5 +278,12 @@ mod tests {
         assert_eq!(parse_name("prod.ecs.internal", z), None);
         assert_eq!(parse_name("web.prod.example.com", z), None);
         assert_eq!(parse_name("xecs.internal", z), None);
+        assert_eq!(
+            parse_name("\u{e9}.web.prod.ecs.internal", z),
+            None,
+            "not ASCII"
+        );
+        assert!(looks_like_az("us-east-1a") && looks_like_az("eu-central-2b"));
+        assert!(!looks_like_az("v2") && !looks_like_az("\u{e9}") && !looks_like_az(""));
     }
 }

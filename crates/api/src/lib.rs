@@ -78,7 +78,9 @@ pub trait Operator: Send + Sync + 'static {
 pub struct ApiConfig {
     /// The DNS zone, for the names shown (with or without the trailing dot).
     pub zone: String,
-    /// Bearer tokens; when not empty, every request but `/healthz` and `/readyz` needs one.
+    /// Bearer tokens; when not empty, every request needs one but `/healthz`, `/readyz`, the
+    /// dashboard page (`GET /`, no data) and the Cloud Map discovery calls (`POST /`, limited to
+    /// what DNS serves).
     pub tokens: Vec<String>,
     /// Longest time a plain request may take.
     pub request_timeout: Duration,

@@ -292,36 +292,44 @@ pub(crate) async fn prometheus_sd(
             }
         }
     }
-    if groups.is_empty()
-        && let Some(port) = &p.port
+    let mut response = Json(groups).into_response();
+    if let Some(port) = &p.port
+        && let Some(warning) = unknown_port(&s, port)
     {
-        // A port no endpoint has is a typo to report, not an empty target list that makes a
-        // Prometheus job silently scrape nothing.
-        let mut names: Vec<String> = s
-            .registry
-            .services()
-            .iter()
-            .flat_map(|snap| {
-                snap.tasks
-                    .iter()
-                    .flat_map(|v| v.task.ports.iter().map(|p| p.name.to_string()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        if !names.contains(port) {
-            return Err(ApiError::NotFound(format!(
-                "port {port} (ports known: {})",
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(", ")
-                }
-            )));
+        // Still `[]` (Prometheus keeps the last target list when a refresh fails, so an error
+        // would keep dead targets scraped), with the typo named for a person with curl.
+        if let Ok(v) = HeaderValue::from_str(&warning) {
+            response.headers_mut().insert("x-ecsdns-warning", v);
         }
     }
-    Ok(Json(groups).into_response())
+    Ok(response)
+}
+
+/// A warning when no known task has port `port`, naming the ports there are.
+fn unknown_port(s: &Shared, port: &str) -> Option<String> {
+    let mut names: Vec<String> = s
+        .registry
+        .services()
+        .iter()
+        .flat_map(|snap| {
+            snap.tasks
+                .iter()
+                .flat_map(|v| v.task.ports.iter().map(|p| p.name.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    (!names.iter().any(|n| n == port)).then(|| {
+        format!(
+            "no endpoint has port {port} (ports known: {})",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        )
+    })
 }
 
 /// `GET /healthz`: the process answers HTTP.

@@ -7,7 +7,7 @@
 //!
 //! Layout (integers little-endian):
 //! - `u8` number of RRsets R (the top bit: a query-counter slot follows the last body, see
-//!   [`NameEntry::with_slot`]), then R headers of 10 bytes: `qtype u16`, `serial_at u32`
+//!   [`NameEntry::counted`]), then R headers of 10 bytes: `qtype u16`, `serial_at u32`
 //!   (`u32::MAX`: none), `offset u32` of the RRset's body.
 //! - A body is two unit lists, answer then additional. A unit list is `flags u8`, `n`, then
 //!   (only when flag [`COUNTS`]) `records u32` and `n` record counts (`u16`), then `n` unit ends

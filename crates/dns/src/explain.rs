@@ -3,8 +3,9 @@
 //! from them.
 //!
 //! The query is answered as over TCP (no size limit: every record the answer holds) from the
-//! client's address, so same-AZ answers apply as they do to that client. Its counters go to a
-//! throwaway [`DnsMetrics`]: explaining is not traffic.
+//! client's address, so same-AZ answers apply as they do to that client. Its DNS counters go
+//! to a throwaway [`DnsMetrics`]; the lookup does count once in the service's query rate
+//! (that counter lives in the table).
 
 use std::net::IpAddr;
 use std::sync::Arc;

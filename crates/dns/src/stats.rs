@@ -1,6 +1,6 @@
 //! Queries per service: one relaxed counter per served service, bumped by the answer path for
 //! any query that lands on one of the service's names (its A/AAAA/SRV names, port names, task
-//! names), read by the dashboard's sparklines and the per-service query metric.
+//! names), read by the dashboard's sparklines (`GET /v1/overview`).
 //!
 //! The query path stays one hash lookup: a service's names carry its counter slot in their
 //! packed entry ([`crate::entry::NameEntry::slot`]), so counting is an index and a relaxed add
