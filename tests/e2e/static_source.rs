@@ -211,13 +211,7 @@ fn labels_are_published_in_the_api_sd_and_txt() {
         "ports = { http = 8080 }\nlabels = { version = \"v2\", \"team.name\" = \"payments\" }",
     );
     crate::fixture::write_atomic(&file, &with_labels);
-    let p = Process::start(&[
-        "serve",
-        "--dns-addr",
-        "127.0.0.1:0",
-        "--endpoints",
-        file.to_str().unwrap(),
-    ]);
+    let p = crate::fixture::serve_endpoints(&file, &[]);
     let api = p.api.unwrap();
     let web = testkit::http::get(&format!("http://{api}/v1/services/static/web")).json();
     assert_eq!(

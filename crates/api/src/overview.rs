@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::State;
 use model::ServiceKey;
 
-use crate::dto::{LatencyChart, Overview, ProblemDto, ServiceSeries};
+use crate::dto::{LatencyChart, Overview, ServiceSeries};
 use crate::{Operator, Shared};
 
 /// Samples kept per service.
@@ -108,13 +108,7 @@ pub(crate) async fn sampler(shared: Arc<Shared>, interval: Duration) {
 /// `GET /v1/overview`
 pub(crate) async fn overview(State(s): State<Arc<Shared>>) -> Json<Overview> {
     let index = s.registry.generation();
-    let mut problems: Vec<ProblemDto> = s
-        .registry
-        .problems()
-        .iter()
-        .filter_map(ProblemDto::of)
-        .collect();
-    problems.extend(s.operator.problems());
+    let problems = crate::views::all_problems(&s);
     let latency = s.operator.update_latency();
     Json(Overview {
         index,

@@ -215,6 +215,12 @@ pub(crate) fn each_task_named(
 /// `GET /v1/problems`
 pub(crate) async fn problems(State(s): State<Arc<Shared>>) -> Response {
     let index = s.registry.generation();
+    let problems = all_problems(&s);
+    indexed(index, &ProblemList { index, problems })
+}
+
+/// The registry's naming problems and the process's own (sources, poison events).
+pub(crate) fn all_problems(s: &Shared) -> Vec<ProblemDto> {
     let mut problems: Vec<ProblemDto> = s
         .registry
         .problems()
@@ -222,7 +228,7 @@ pub(crate) async fn problems(State(s): State<Arc<Shared>>) -> Response {
         .filter_map(ProblemDto::of)
         .collect();
     problems.extend(s.operator.problems());
-    indexed(index, &ProblemList { index, problems })
+    problems
 }
 
 /// `GET /v1/prometheus-sd[?cluster=&service=&port=]`: Prometheus HTTP service discovery. One

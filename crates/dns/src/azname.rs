@@ -160,13 +160,7 @@ impl<'a> Groups<'a> {
         names: &mut BTreeMap<Name, Pending>,
     ) -> Result<(), DnsError> {
         for (label, group) in &self.groups {
-            let base =
-                service
-                    .prepend_label(label.as_bytes())
-                    .map_err(|e| DnsError::InvalidName {
-                        name: format!("{label}.{service}"),
-                        reason: e.to_string(),
-                    })?;
+            let base = crate::prepare::under(service, label)?;
             let served = group.members.len();
             // Only an AZ name falls back to every task: a client in that AZ must reach some.
             let fallback = served == 0 && group.kind == Kind::Az;

@@ -48,6 +48,16 @@ fn encode(qname: &Name, owner: &Name, ttl: u32, rdata: &RData) -> Result<Vec<u8>
     Ok(out)
 }
 
+/// `label.parent`, or the error naming it.
+pub(crate) fn under(parent: &Name, label: &str) -> Result<Name, DnsError> {
+    parent
+        .prepend_label(label.as_bytes())
+        .map_err(|e| DnsError::InvalidName {
+            name: format!("{label}.{parent}"),
+            reason: e.to_string(),
+        })
+}
+
 /// Builds the prepared entries of one zone from registry snapshots.
 pub(crate) struct Preparer<'a> {
     pub(crate) zone: &'a ZoneConfig,
@@ -180,13 +190,7 @@ impl Preparer<'_> {
             let Some(id) = model::task_label(task.id()) else {
                 continue;
             };
-            let task_name =
-                service
-                    .prepend_label(id.as_bytes())
-                    .map_err(|e| DnsError::InvalidName {
-                        name: format!("{id}.{service}"),
-                        reason: e.to_string(),
-                    })?;
+            let task_name = under(&service, &id)?;
             let (v4, v6) = Self::address_rdata(task);
             served.push(std::sync::Arc::clone(&task.arn));
             let az = self.zone.az.index_of(task.az.as_deref());
@@ -223,13 +227,7 @@ impl Preparer<'_> {
             let Some(id) = model::task_label(view.task.id()) else {
                 continue;
             };
-            let task_name =
-                service
-                    .prepend_label(id.as_bytes())
-                    .map_err(|e| DnsError::InvalidName {
-                        name: format!("{id}.{service}"),
-                        reason: e.to_string(),
-                    })?;
+            let task_name = under(&service, &id)?;
             names
                 .entry(task_name)
                 .or_default()
@@ -297,13 +295,6 @@ impl Preparer<'_> {
         addresses: &[RData],
         az: u8,
     ) -> Result<(), DnsError> {
-        let prepend = |name: &Name, label: &str| {
-            name.prepend_label(label.as_bytes())
-                .map_err(|e| DnsError::InvalidName {
-                    name: format!("{label}.{name}"),
-                    reason: e.to_string(),
-                })
-        };
         let group = names.entry(base.clone()).or_default();
         for rdata in addresses {
             let ip = match rdata {
@@ -333,10 +324,10 @@ impl Preparer<'_> {
             let Ok(plabel) = port_label(&port.name) else {
                 continue;
             };
-            let proto = prepend(base, port.protocol.label())?;
+            let proto = under(base, port.protocol.label())?;
             names.entry(proto.clone()).or_default();
             names
-                .entry(prepend(&proto, &plabel)?)
+                .entry(under(&proto, &plabel)?)
                 .or_default()
                 .rrsets
                 .entry(u16::from(RecordType::SRV))

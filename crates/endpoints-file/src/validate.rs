@@ -65,17 +65,23 @@ fn locate(block: &str, first: usize, message: &str) -> (usize, usize) {
     (first, 1)
 }
 
+/// The first problem of the file as a load finds it (JSON, or a file the block finder cannot
+/// split), located as the whole file.
+fn whole(path: &Path, text: &str) -> Vec<Diagnostic> {
+    match crate::parse_file(path, text) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![Diagnostic {
+            line: 0,
+            column: 0,
+            message: e.to_string(),
+        }],
+    }
+}
+
 /// Every problem of an endpoints file, in file order; empty when a load would accept it.
 pub fn validate(path: &Path, text: &str) -> Vec<Diagnostic> {
     if path.extension().and_then(|e| e.to_str()) == Some("json") {
-        return match crate::parse_file(path, text) {
-            Ok(_) => Vec::new(),
-            Err(e) => vec![Diagnostic {
-                line: 0,
-                column: 0,
-                message: e.to_string(),
-            }],
-        };
+        return whole(path, text);
     }
     let blocks = service_blocks(text);
     let mut parsed = Vec::with_capacity(blocks.len());
@@ -101,14 +107,7 @@ pub fn validate(path: &Path, text: &str) -> Vec<Diagnostic> {
     }
     if !out.is_empty() && toml::from_str::<File>(text).is_ok() {
         // The block finder split inside a multi-line string: judge the file whole.
-        return match crate::parse_file(path, text) {
-            Ok(_) => Vec::new(),
-            Err(e) => vec![Diagnostic {
-                line: 0,
-                column: 0,
-                message: e.to_string(),
-            }],
-        };
+        return whole(path, text);
     }
     let mut names = Names::default();
     let mut seen = Services::default();
