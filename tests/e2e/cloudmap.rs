@@ -58,6 +58,8 @@ out["in_az"] = c.discover_instances(NamespaceName="demo.ecs.internal", ServiceNa
                                     HealthStatus="ALL", QueryParameters={"AVAILABILITY_ZONE": az})["Instances"]
 out["optional_nomatch"] = len(c.discover_instances(NamespaceName="demo.ecs.internal", ServiceName="web",
     HealthStatus="ALL", OptionalParameters={"AVAILABILITY_ZONE": "nowhere-1z"})["Instances"])
+out["v2"] = c.discover_instances(NamespaceName="demo.ecs.internal", ServiceName="web",
+                                 HealthStatus="ALL", QueryParameters={"version": "v2"})["Instances"]
 out["rev_only"] = c.discover_instances_revision(NamespaceName="demo.ecs.internal", ServiceName="web")["InstancesRevision"]
 for ns, svc in [("nope.ecs.internal", "web"), ("demo.ecs.internal", "nope")]:
     try:
@@ -147,6 +149,20 @@ fn boto3_and_the_aws_cli_discover_the_demo_as_cloud_map() {
         "OptionalParameters that match nothing are ignored"
     );
     assert_eq!(r["rev_only"], r["revision"]);
+    // Task labels are instance attributes too: the canary by its version.
+    let v2: BTreeSet<String> = endpoints
+        .iter()
+        .filter(|e| e["labels"]["version"] == "v2")
+        .map(|e| e["taskId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids(&r["v2"]), v2, "{}", r["v2"]);
+    assert!(
+        r["v2"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["Attributes"]["version"] == "v2")
+    );
     assert_eq!(r["nope.ecs.internal/web"], "NamespaceNotFound");
     assert_eq!(r["demo.ecs.internal/nope"], "ServiceNotFound");
 

@@ -88,10 +88,11 @@ struct Discover {
     health_status: Option<String>,
 }
 
-/// The instance attributes ECS registers for a task.
-fn attributes(view: &TaskView, key: &ServiceKey) -> BTreeMap<&'static str, String> {
+/// The instance attributes ECS registers for a task, and its labels (custom attributes, as
+/// Cloud Map instances carry them; ECS's own names win over a label of the same key).
+fn attributes(view: &TaskView, key: &ServiceKey) -> BTreeMap<String, String> {
     let t = &view.task;
-    let mut a = BTreeMap::new();
+    let mut a: BTreeMap<&'static str, String> = BTreeMap::new();
     if let Some(v4) = t.addresses.iter().find(|a| a.is_ipv4()) {
         a.insert("AWS_INSTANCE_IPV4", v4.to_string());
     }
@@ -120,7 +121,13 @@ fn attributes(view: &TaskView, key: &ServiceKey) -> BTreeMap<&'static str, Strin
         let family = family.split(':').next().unwrap_or(family);
         a.insert("ECS_TASK_DEFINITION_FAMILY", family.to_string());
     }
-    a
+    let mut out: BTreeMap<String, String> = t
+        .labels
+        .iter()
+        .flat_map(|l| l.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    out.extend(a.into_iter().map(|(k, v)| (k.to_string(), v)));
+    out
 }
 
 /// The service a request names, or the AWS error kind and message for it.
@@ -264,11 +271,11 @@ pub(crate) async fn handle(
             );
         }
     };
-    let with_attrs: Vec<(&TaskView, BTreeMap<&'static str, String>)> = chosen
+    let with_attrs: Vec<(&TaskView, BTreeMap<String, String>)> = chosen
         .into_iter()
         .map(|v| (v, attributes(v, &snap.key)))
         .collect();
-    let matches = |attrs: &BTreeMap<&'static str, String>, wanted: &BTreeMap<String, String>| {
+    let matches = |attrs: &BTreeMap<String, String>, wanted: &BTreeMap<String, String>| {
         wanted.iter().all(|(k, v)| attrs.get(k.as_str()) == Some(v))
     };
     let queried: Vec<_> = with_attrs
