@@ -378,7 +378,7 @@ fn subsets_by_label_and_revision() {
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(
         out.lines()
-            .filter(|l| l.ends_with("served, but not labelled v2"))
+            .filter(|l| l.ends_with("served, but not labelled version=v2"))
             .count(),
         2,
         "{out}"

@@ -34,15 +34,23 @@ use crate::Shared;
 use crate::auth::Authorized;
 
 /// The `X-Amz-Target` prefix of the service.
-pub(crate) const TARGET_PREFIX: &str = "Route53AutoNaming_v20170314.";
+const TARGET_PREFIX: &str = "Route53AutoNaming_v20170314.";
 
-/// Whether a request is a Cloud Map data-plane call (a read, open like DNS).
-pub(crate) fn is_discovery(headers: &HeaderMap) -> bool {
+/// The Cloud Map operation a request names in `X-Amz-Target` (`""` when none).
+fn operation(headers: &HeaderMap) -> &str {
     headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-        .is_some_and(|op| op == "DiscoverInstances" || op == "DiscoverInstancesRevision")
+        .unwrap_or("")
+}
+
+/// Whether a request is a Cloud Map data-plane call (a read, open like DNS).
+pub(crate) fn is_discovery(headers: &HeaderMap) -> bool {
+    matches!(
+        operation(headers),
+        "DiscoverInstances" | "DiscoverInstancesRevision"
+    )
 }
 
 /// An AWS JSON error.
@@ -196,13 +204,8 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let op = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-        .unwrap_or("")
-        .to_string();
-    if op != "DiscoverInstances" && op != "DiscoverInstancesRevision" {
+    let op = operation(&headers).to_string();
+    if !is_discovery(&headers) {
         return error(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",

@@ -57,15 +57,6 @@ fn parse_name(name: &str, zone: &str) -> Option<(ServiceKey, Part)> {
     Some((key, part))
 }
 
-/// Whether a label reads as an AZ name (`us-east-1a`, `eu-central-2b`): region, digit, letter.
-fn looks_like_az(label: &str) -> bool {
-    label
-        .strip_suffix(|c: char| c.is_ascii_lowercase())
-        .is_some_and(|body| {
-            body.ends_with(|c: char| c.is_ascii_digit()) && body.matches('-').count() >= 2
-        })
-}
-
 /// Whether the answer holds `view`'s task, and why (not).
 fn verdict(
     view: &TaskView,
@@ -115,30 +106,23 @@ fn verdict(
         }
         (_, "A") if !v4 => "served, but has no IPv4 address".to_string(),
         (_, "AAAA") if !v6 => "served, but has no IPv6 address".to_string(),
-        (Part::Group(zone), "A" | "AAAA" | "SRV")
-            if !task
-                .az
-                .as_deref()
-                .is_some_and(|a| a.eq_ignore_ascii_case(zone)) =>
-        {
-            let revision = task
-                .task_definition
-                .as_deref()
-                .and_then(|td| td.rsplit(':').next());
-            match zone.strip_prefix("rev-") {
-                // A revision name: the task is of another revision.
-                Some(_) => format!(
-                    "served, but of revision {}: the name asks for {zone}",
-                    revision.unwrap_or("unknown")
-                ),
-                None if looks_like_az(zone) => format!(
-                    "served, but in {}: the name asks for {zone}",
-                    task.az.as_deref().unwrap_or("no known AZ")
-                ),
-                // A subset name: no label of the task has that value.
-                None => format!("served, but not labelled {zone}"),
-            }
-        }
+        // What a group name selects is the DNS's word (its TXT), not guessed from the label.
+        (Part::Group(name), "A" | "AAAA" | "SRV") => match answer.group.as_deref() {
+            Some(g) if g.starts_with("az=") => format!(
+                "served, but in {}: the name asks for {name}",
+                task.az.as_deref().unwrap_or("no known AZ")
+            ),
+            Some(g) if g.starts_with("revision=") => format!(
+                "served, but of revision {}: the name asks for {name}",
+                task.revision()
+                    .map_or_else(|| "unknown".to_string(), |n| n.to_string())
+            ),
+            Some(g) => format!(
+                "served, but not labelled {}",
+                g.trim_start_matches("label.")
+            ),
+            None => "served, but not in this answer".to_string(),
+        },
         (_, "A" | "AAAA" | "SRV") => match (&answer.client_az, task.az.as_deref()) {
             (Some(client), Some(az)) if !az.eq_ignore_ascii_case(client) => format!(
                 "served, but in {az}: same-AZ answers ({}) give a client in {client} only its own AZ",
@@ -283,7 +267,5 @@ mod tests {
             None,
             "not ASCII"
         );
-        assert!(looks_like_az("us-east-1a") && looks_like_az("eu-central-2b"));
-        assert!(!looks_like_az("v2") && !looks_like_az("\u{e9}") && !looks_like_az(""));
     }
 }

@@ -70,14 +70,7 @@ fn label_of(value: &str) -> Option<String> {
 
 /// `rev-N` for a task of task definition revision N.
 fn revision_of(task: &Task) -> Option<String> {
-    let revision: u32 = task
-        .task_definition
-        .as_deref()?
-        .rsplit(':')
-        .next()?
-        .parse()
-        .ok()?;
-    Some(format!("rev-{revision}"))
+    task.revision().map(|n| format!("rev-{n}"))
 }
 
 /// The label of `task` that group `kind` compares with the group's name.

@@ -197,12 +197,18 @@ impl AzConfig {
     /// The AZ index of a client address and the length of the mapped prefix that placed it
     /// (the longest that contains it); `None` for an unmapped client.
     pub fn client_match(&self, ip: IpAddr) -> Option<(u8, u8)> {
+        self.client_subnet(ip)
+            .map(|(net, az)| (self.index_of(Some(az)), net.prefix))
+            .filter(|(i, _)| *i != 0)
+    }
+
+    /// The mapped subnet that places a client address (the longest that contains it), and
+    /// its AZ.
+    pub fn client_subnet(&self, ip: IpAddr) -> Option<&(Cidr, String)> {
         self.subnets
             .iter()
             .filter(|(net, _)| net.contains(ip))
             .max_by_key(|(net, _)| net.prefix)
-            .map(|(net, az)| (self.index_of(Some(az)), net.prefix))
-            .filter(|(i, _)| *i != 0)
     }
 
     /// Whether any name can follow the client's AZ (checked once per query before the lookup).

@@ -35,6 +35,9 @@ pub struct Explanation {
     pub client_az: Option<String>,
     /// The service's same-AZ preference (`off`, `first`, `only:N`).
     pub az_preference: String,
+    /// For a group name (AZ, revision, subset), what it selects, from its TXT: `az=us-east-1a`,
+    /// `revision=2`, `label.version=v2`.
+    pub group: Option<String>,
 }
 
 impl AnswerTable {
@@ -57,16 +60,35 @@ impl AnswerTable {
             .to_ascii_uppercase()
             .parse()
             .map_err(|_| DnsError::Config(format!("{qtype:?} is not a DNS record type")))?;
-        let mut query = Message::new(1, MessageType::Query, OpCode::Query);
-        query.add_query(Query::query(qname.clone(), rtype));
-        let wire = query
-            .to_vec()
-            .map_err(|e| DnsError::Config(format!("cannot encode the query: {e}")))?;
         let answerer = Answerer::new(Arc::clone(self), Arc::new(DnsMetrics::default()));
-        let mut out = Vec::new();
-        answerer.respond_from(&wire, Transport::Tcp, 0, from, &mut out);
-        let reply = Message::from_vec(&out)
-            .map_err(|e| DnsError::Config(format!("cannot read our own answer: {e}")))?;
+        let ask = |rtype: RecordType| -> Result<Message, DnsError> {
+            let mut query = Message::new(1, MessageType::Query, OpCode::Query);
+            query.add_query(Query::query(qname.clone(), rtype));
+            let wire = query
+                .to_vec()
+                .map_err(|e| DnsError::Config(format!("cannot encode the query: {e}")))?;
+            let mut out = Vec::new();
+            answerer.respond_from(&wire, Transport::Tcp, 0, from, &mut out);
+            Message::from_vec(&out)
+                .map_err(|e| DnsError::Config(format!("cannot read our own answer: {e}")))
+        };
+        let reply = ask(rtype)?;
+        // A group name's TXT says what it selects (`az=…`, `revision=…`, `label.K=V`).
+        let group = ask(RecordType::TXT)?
+            .answers
+            .iter()
+            .find_map(|r| match &r.data {
+                RData::TXT(t) => t
+                    .txt_data
+                    .first()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .filter(|s| {
+                        s.starts_with("az=")
+                            || s.starts_with("revision=")
+                            || s.starts_with("label.")
+                    }),
+                _ => None,
+            });
         let mut addresses = Vec::new();
         let mut targets = Vec::new();
         for record in reply.answers.iter().chain(&reply.additionals) {
@@ -84,13 +106,9 @@ impl AnswerTable {
         }
         addresses.dedup();
         let az = &self.zone.az;
-        let client_az = from.and_then(|ip| {
-            az.subnets
-                .iter()
-                .filter(|(net, _)| net.contains(ip))
-                .max_by_key(|(net, _)| net.prefix)
-                .map(|(_, name)| name.clone())
-        });
+        let client_az = from
+            .and_then(|ip| az.client_subnet(ip))
+            .map(|(_, name)| name.clone());
         let preference = match service.map(|s| az.preference(s)) {
             _ if az.subnets.is_empty() => "off".to_string(),
             None | Some(AzPreference::Off) => "off".to_string(),
@@ -106,6 +124,7 @@ impl AnswerTable {
             targets,
             client_az,
             az_preference: preference,
+            group,
         })
     }
 }

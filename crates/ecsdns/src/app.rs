@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context;
 use dns::{AnswerTable, Answerer, DnsMetrics, DnsServer, ServerConfig};
@@ -478,19 +478,12 @@ async fn read_stable(path: &std::path::Path, settle: Duration) -> std::io::Resul
     )))
 }
 
-/// What identifies a version of the endpoints file: modification time, length, inode and
-/// change time.
-fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64, u64, i64, i64)> {
+/// What identifies a version of the endpoints file: inode, length and change time. The
+/// change time moves with every write (so it covers the modification time) and with a rename
+/// over the file (how editors and config tools write); the inode tells apart a replacement
+/// that lands within the clock's granularity at the same length.
+fn stamp(path: &std::path::Path) -> Option<(u64, u64, i64, i64)> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).ok()?;
-    // The inode and change time too: a file replaced by rename (how editors and config
-    // tools write) within the filesystem's time granularity, at the same length, still
-    // reads as a new version.
-    Some((
-        meta.modified().ok()?,
-        meta.len(),
-        meta.ino(),
-        meta.ctime(),
-        meta.ctime_nsec(),
-    ))
+    Some((meta.ino(), meta.len(), meta.ctime(), meta.ctime_nsec()))
 }

@@ -230,6 +230,7 @@ impl api::Operator for AppOperator {
             targets: e.targets,
             client_az: e.client_az,
             az_preference: e.az_preference,
+            group: e.group,
         })
     }
 

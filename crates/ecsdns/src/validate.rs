@@ -26,14 +26,9 @@ fn config_problems(path: &Path) -> (Vec<String>, Option<PathBuf>) {
     let file: FileConfig = match toml::from_str(&text) {
         Ok(f) => f,
         Err(e) => {
-            let (line, column) = e.span().map_or((0, 0), |s| {
-                let before = &text[..s.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                (
-                    line,
-                    before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
-                )
-            });
+            let (line, column) = e
+                .span()
+                .map_or((0, 0), |s| endpoints_file::position(&text, s.start));
             let message = e.message().trim().replace('\n', "; ");
             return (vec![report(path, line, column, &message)], None);
         }

@@ -19,7 +19,7 @@ mod ports;
 mod validate;
 use ports::{OrderedPorts, PortDef};
 use validate::one_line;
-pub use validate::{Diagnostic, validate};
+pub use validate::{Diagnostic, position, validate};
 
 /// Why a file was refused: the first problem found, with what it concerns.
 #[derive(Debug, thiserror::Error)]

@@ -25,9 +25,7 @@ pub(super) fn one_line(e: &toml::de::Error, text: &str) -> String {
     let Some(span) = e.span() else {
         return message;
     };
-    let before = text.get(..span.start).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let (line, column) = position(text, span.start);
     let near: String = text
         .lines()
         .nth(line - 1)
@@ -39,8 +37,8 @@ pub(super) fn one_line(e: &toml::de::Error, text: &str) -> String {
     format!("line {line}, column {column}: {message} (near {near:?})")
 }
 
-/// Line and column of a byte offset in `text`.
-fn position(text: &str, at: usize) -> (usize, usize) {
+/// Line and column (1-based) of a byte offset in `text`: for any TOML error's span.
+pub fn position(text: &str, at: usize) -> (usize, usize) {
     let before = text.get(..at).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;

@@ -230,6 +230,16 @@ impl Task {
         self.arn.rsplit('/').next().unwrap_or(&self.arn)
     }
 
+    /// The task definition's revision (`family:N` → N), when known.
+    pub fn revision(&self) -> Option<u32> {
+        self.task_definition
+            .as_deref()?
+            .rsplit(':')
+            .next()?
+            .parse()
+            .ok()
+    }
+
     /// Whether the task is on its way up and not on its way out: RUNNING, desired RUNNING, and its
     /// container instance (if any) not draining. This is the fail-open set: health is ignored.
     pub fn is_live(&self, instance_draining: bool) -> bool {

@@ -23,6 +23,8 @@ pub struct DnsAnswer {
     pub client_az: Option<String>,
     /// The service's same-AZ preference (`off`, `first`, `only:N`).
     pub az_preference: String,
+    /// For a group name, what it selects (`az=…`, `revision=…`, `label.K=V`), from its TXT.
+    pub group: Option<String>,
 }
 
 /// `GET /v1/explain?name=N[&type=T][&from=IP]`.
