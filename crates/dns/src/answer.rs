@@ -22,6 +22,10 @@ pub enum Transport {
     Udp,
     /// 65,535 bytes.
     Tcp,
+    /// DNS over TLS (RFC 7858): as TCP.
+    Tls,
+    /// DNS over HTTPS (RFC 8484): as TCP.
+    Https,
 }
 
 /// What became of a query.
@@ -55,6 +59,11 @@ impl Answerer {
     /// [`Answerer::transfer`].
     pub fn is_transfer(&self, query: &[u8]) -> bool {
         wire::parse(query).is_ok_and(|q| q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR)
+    }
+
+    /// Whether `query` is TSIG-signed (its answer is signed over the exact bytes sent).
+    pub fn is_signed(&self, query: &[u8]) -> bool {
+        wire::parse(query).is_ok_and(|q| q.signed)
     }
 
     /// The messages answering a transfer query from `client` (over TCP), in order: the zone,
@@ -130,7 +139,7 @@ impl Answerer {
     ) -> Outcome {
         let max_udp = self.table.zone.max_udp_payload.max(512);
         let limit = match (transport, q.edns) {
-            (Transport::Tcp, _) => usize::from(u16::MAX),
+            (Transport::Tcp | Transport::Tls | Transport::Https, _) => usize::from(u16::MAX),
             (Transport::Udp, None) => 512,
             (Transport::Udp, Some(e)) => usize::from(e.payload.clamp(512, max_udp)),
         };
@@ -249,7 +258,7 @@ impl Answerer {
         let opt = wire::opt_len(q.edns);
         let answer = &rrset.answer;
         let base = out.len();
-        let truncated = base + answer.bytes.len() + opt > limit;
+        let mut truncated = base + answer.bytes.len() + opt > limit;
         let mut additional = 0u16;
         if truncated {
             // TC tells RFC clients to retry over TCP; the whole records that fit go along (RFC
@@ -258,9 +267,13 @@ impl Answerer {
             let units = answer.len();
             let first = if units == 0 { 0 } else { rotation % units };
             let order = (0..units).map(|i| (first + i) % units);
-            let records = copy_while_fits(out, answer, order, opt, limit);
-            wire::set_count(out, 1, records);
-            wire::set_truncated(out);
+            if rrset.fit {
+                (truncated, additional) = fit_without_tc(out, rrset, order, opt, limit);
+            } else {
+                let records = copy_while_fits(out, answer, order, opt, limit);
+                wire::set_count(out, 1, records);
+                wire::set_truncated(out);
+            }
         } else {
             let units = answer.len();
             let first = if units == 0 { 0 } else { rotation % units };
@@ -316,9 +329,12 @@ impl Answerer {
         out.extend_from_slice(q.question());
         let opt = wire::opt_len(q.edns);
         let size: usize = order.clone().map(|i| answer.unit(i).len()).sum();
-        let truncated = out.len() + size + opt > limit;
+        let mut truncated = out.len() + size + opt > limit;
         let mut additional = 0u16;
-        if truncated {
+        if truncated && rrset.fit {
+            // The client's AZ first, as many as fit, no TC; priorities stay as prepared (0).
+            (truncated, additional) = fit_without_tc(out, rrset, order, opt, limit);
+        } else if truncated {
             // As in `positive`: the whole records that fit, the client's AZ first. Priorities
             // stay as prepared (0): a partial set is a hint to retry over TCP, not a ranking.
             let records = copy_while_fits(out, answer, order, opt, limit);
@@ -418,6 +434,41 @@ impl Answerer {
             truncated: false,
         }
     }
+}
+
+/// An oversized answer as `udp_overflow = "fit"` sends it: the records, in `order`, that fit
+/// under `limit`, then the additional groups of those records (an SRV target's addresses) while
+/// they fit, without TC; the answer section comes first, as in any answer too big for its
+/// additionals. Returns (TC set, additional records copied): TC only when not even one record
+/// fits, so an answer is never silently empty.
+fn fit_without_tc(
+    out: &mut Vec<u8>,
+    rrset: &Rrset<'_>,
+    order: impl Iterator<Item = usize> + Clone,
+    opt: usize,
+    limit: usize,
+) -> (bool, u16) {
+    let (answer, extra) = (&rrset.answer, &rrset.additional);
+    let mut size = out.len() + opt;
+    let taken = order
+        .clone()
+        .take_while(|idx| {
+            size += answer.unit(*idx).len();
+            size <= limit
+        })
+        .count();
+    let records = copy_while_fits(out, answer, order.clone().take(taken), opt, limit);
+    wire::set_count(out, 1, records);
+    if records == 0 {
+        wire::set_truncated(out);
+        return (true, 0);
+    }
+    let additional = if extra.len() == answer.len() {
+        copy_while_fits(out, extra, order.take(taken), opt, limit)
+    } else {
+        0
+    };
+    (false, additional)
 }
 
 /// Copies whole units of `units`, in `order`, while they fit under `limit` (room left for an

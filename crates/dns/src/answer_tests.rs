@@ -1,9 +1,10 @@
-//! Size checks on negative answers: a long name under a long origin, without EDNS.
+//! Size checks: negative answers (a long name under a long origin, without EDNS), a 5,000-task
+//! service over UDP and TCP, and `udp_overflow = "fit"`.
 
 use std::sync::Arc;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::{AnswerTable, Answerer, DnsMetrics, Transport, ZoneConfig};
 
@@ -44,6 +45,11 @@ fn a_negative_answer_that_does_not_fit_512_bytes_is_truncated_not_oversized() {
 
 /// ECS's largest service: 5,000 tasks in one service.
 fn big_service() -> Answerer {
+    big_service_in(ZoneConfig::new("ecs.internal.").unwrap())
+}
+
+/// [`big_service`] in `zone`.
+fn big_service_in(zone: ZoneConfig) -> Answerer {
     use model::Update;
     use registry::{Registry, RegistryConfig};
     let registry = Registry::new(RegistryConfig::default());
@@ -55,7 +61,7 @@ fn big_service() -> Answerer {
             1,
         ))
     }));
-    let table = Arc::new(AnswerTable::new(ZoneConfig::new("ecs.internal.").unwrap()).unwrap());
+    let table = Arc::new(AnswerTable::new(zone).unwrap());
     crate::follow::sync_once(&registry, &table, 0);
     Answerer::new(table, Arc::new(DnsMetrics::default()))
 }
@@ -102,5 +108,54 @@ fn a_5000_task_service_answers_the_rotated_subset_that_fits_over_tcp_and_udp() {
             3,
             "{qtype} over {transport:?}: each rotation starts elsewhere"
         );
+    }
+}
+
+#[test]
+fn fit_mode_sends_the_records_that_fit_with_their_addresses_and_no_tc() {
+    let mut zone = ZoneConfig::new("ecs.internal.").unwrap();
+    zone.service_udp_overflow
+        .insert("big.c".into(), crate::UdpOverflow::Fit);
+    let answerer = big_service_in(zone);
+    for (qtype, transport, limit) in [
+        (RecordType::A, Transport::Udp, 512),
+        (RecordType::SRV, Transport::Udp, 512),
+        (RecordType::A, Transport::Tcp, 65_535),
+        (RecordType::SRV, Transport::Tcp, 65_535),
+    ] {
+        let mut q = Message::new(9, MessageType::Query, OpCode::Query);
+        q.add_query(Query::query(
+            Name::from_ascii("big.c.ecs.internal.").unwrap(),
+            qtype,
+        ));
+        let query = q.to_vec().unwrap();
+        let mut out = Vec::new();
+        let mut firsts = std::collections::BTreeSet::new();
+        for rotation in [0, 7] {
+            answerer.respond(&query, transport, rotation, &mut out);
+            assert!(
+                out.len() <= limit,
+                "{qtype} over {transport:?}: {}",
+                out.len()
+            );
+            let m = Message::from_vec(&out).unwrap();
+            assert!(!m.metadata.truncation, "{qtype} over {transport:?}: no TC");
+            assert!(m.answers.len() > 2 && m.answers.len() < 5_000);
+            if qtype == RecordType::SRV {
+                // The records come first; then the first targets' addresses, as many as fit.
+                assert!(m.additionals.len() < m.answers.len());
+                for (srv, a) in m.answers.iter().zip(&m.additionals) {
+                    let RData::SRV(srv) = &srv.data else {
+                        panic!("{srv:?}")
+                    };
+                    assert_eq!(srv.target, a.name, "additionals in the answers' order");
+                }
+            } else {
+                // Full: one more A record (16 bytes, its name compressed) would not fit.
+                assert!(out.len() + 16 > limit, "{qtype}: {} bytes", out.len());
+            }
+            firsts.insert(m.answers[0].data.to_string());
+        }
+        assert_eq!(firsts.len(), 2, "{qtype}: rotated");
     }
 }

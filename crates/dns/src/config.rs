@@ -16,6 +16,10 @@ pub struct ZoneConfig {
     pub ttl: u32,
     /// TTL override per served name, keyed by `service.cluster` (lower case).
     pub service_ttl: HashMap<String, u32>,
+    /// What a UDP answer that does not fit carries: see [`UdpOverflow`].
+    pub udp_overflow: UdpOverflow,
+    /// [`ZoneConfig::udp_overflow`] per service, keyed by `service.cluster` (lower case).
+    pub service_udp_overflow: HashMap<String, UdpOverflow>,
     /// Negative-caching TTL: SOA MINIMUM, and the TTL of the SOA in negative answers.
     pub negative_ttl: u32,
     /// TTL of the SOA and NS records themselves.
@@ -44,6 +48,33 @@ pub struct ZoneConfig {
     pub reverse_zones: Vec<Name>,
     /// Subset names: by task definition revision, and by the values of declared labels.
     pub subsets: SubsetConfig,
+}
+
+/// What a UDP answer whose RRset does not fit in the client's payload size carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UdpOverflow {
+    /// The whole records that fit, rotated, with TC=1 (RFC 2181 §9): RFC clients retry over
+    /// TCP and get everything; clients without TCP fallback (musl) still get addresses.
+    #[default]
+    Truncate,
+    /// The rotated records that fit (SRV with their targets' addresses), without TC: for
+    /// clients that reject truncated answers (HAProxy's UDP resolver). Caching resolvers then
+    /// hold that subset for the TTL, so it is opt-in.
+    Fit,
+}
+
+impl UdpOverflow {
+    /// Parses `truncate` or `fit`.
+    pub fn parse(text: &str) -> Result<Self, DnsError> {
+        match text {
+            "truncate" => Ok(Self::Truncate),
+            "fit" => Ok(Self::Fit),
+            other => Err(DnsError::Config(format!(
+                "udp overflow {other:?}: expected \"truncate\" (TC=1 with the records that \
+                 fit) or \"fit\" (the records that fit, without TC)"
+            ))),
+        }
+    }
 }
 
 /// Which subsets of a service get names (see the `azname` module).
@@ -254,6 +285,8 @@ impl ZoneConfig {
             origin,
             ttl: 5,
             service_ttl: HashMap::new(),
+            udp_overflow: UdpOverflow::Truncate,
+            service_udp_overflow: HashMap::new(),
             negative_ttl: 5,
             soa_ttl: 60,
             ns_name,

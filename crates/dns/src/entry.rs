@@ -15,7 +15,8 @@
 //!   `u16`, or `u32` with flag [`WIDE`]. Most lists are one or a few single-record units (a task's
 //!   A record, an empty additional section), where this costs 3 to 5 bytes instead of 12 to 18.
 //! - After the two lists, the RRset's AZ tags: `u8` mode (0: none; 1: same-AZ first; 2: same-AZ
-//!   only, with `min u16` after it), then one AZ index (`u8`) per answer unit.
+//!   only, with `min u16` after it), then one AZ index (`u8`) per answer unit. The mode byte's
+//!   top bit ([`FIT`]) marks an RRset whose oversized UDP answers go out without TC.
 
 /// Everything served at one name. No RRsets: the name exists but holds no data (an empty
 /// non-terminal, or a service with nothing to serve): NODATA, never NXDOMAIN.
@@ -35,6 +36,9 @@ pub(crate) struct RrsetParts {
     pub(crate) serial_at: Option<usize>,
     /// Per answer record, the index of its AZ (0: unknown), for same-AZ-first answers.
     pub(crate) azs: Option<AzTags>,
+    /// An oversized UDP answer is the rotated subset that fits, without TC (`udp_overflow =
+    /// "fit"`, for clients that reject truncated answers).
+    pub(crate) fit: bool,
 }
 
 /// How one RRset follows the client's AZ, and the AZ of each of its records.
@@ -65,6 +69,9 @@ fn u16_at(b: &[u8], at: usize) -> u16 {
 fn push_u32(out: &mut Vec<u8>, v: usize) {
     out.extend_from_slice(&(v as u32).to_le_bytes());
 }
+
+/// AZ mode byte flag: oversized UDP answers fit without TC.
+const FIT: u8 = 0x80;
 
 /// Unit list flag: `n` and the unit ends are `u32` (the list's bytes exceed `u16`).
 const WIDE: u8 = 1;
@@ -117,10 +124,11 @@ impl NameEntry {
             let body = out.len();
             push_units(&mut out, &rrset.answer);
             push_units(&mut out, &rrset.additional);
+            let fit = if rrset.fit { FIT } else { 0 };
             match &rrset.azs {
-                None => out.push(0),
+                None => out.push(fit),
                 Some(az) => {
-                    out.push(if az.only_min.is_some() { 2 } else { 1 });
+                    out.push(fit | if az.only_min.is_some() { 2 } else { 1 });
                     out.extend_from_slice(&az.only_min.unwrap_or(0).to_le_bytes());
                     out.extend(az.tags.iter().take(rrset.answer.len()));
                     out.resize(
@@ -168,10 +176,11 @@ impl NameEntry {
             let body = u32_at(p, h + 6);
             let (answer, next) = Units::read(p, body);
             let (additional, next) = Units::read(p, next);
-            let az = match p.get(next).copied().unwrap_or(0) {
+            let mode = p.get(next).copied().unwrap_or(0);
+            let az = match mode & !FIT {
                 0 => None,
                 mode => Some(AzView {
-                    only_min: (mode == 2).then(|| u16_at(p, next + 1)),
+                    only_min: (mode & !FIT == 2).then(|| u16_at(p, next + 1)),
                     tags: p.get(next + 3..next + 3 + answer.len()).unwrap_or_default(),
                 }),
             };
@@ -181,6 +190,7 @@ impl NameEntry {
                 answer,
                 additional,
                 az,
+                fit: mode & FIT != 0,
             }
         })
     }
@@ -198,6 +208,8 @@ pub(crate) struct Rrset<'a> {
     pub(crate) serial_at: Option<usize>,
     /// AZ tags, when the RRset follows the client's AZ.
     pub(crate) az: Option<AzView<'a>>,
+    /// See [`RrsetParts::fit`].
+    pub(crate) fit: bool,
 }
 
 /// The AZ tags of one RRset, read in place.
@@ -314,6 +326,7 @@ mod tests {
                 additional: vec![(vec![9, 9], 2), (vec![], 0)],
                 serial_at: None,
                 azs: None,
+                fit: false,
             },
             RrsetParts {
                 qtype: 6,
@@ -321,6 +334,7 @@ mod tests {
                 additional: vec![],
                 serial_at: Some(10),
                 azs: None,
+                fit: false,
             },
         ]);
         let sets: Vec<Rrset<'_>> = entry.rrsets().collect();
@@ -371,6 +385,7 @@ mod tests {
                 additional: vec![],
                 serial_at: None,
                 azs: None,
+                fit: false,
             },
             RrsetParts {
                 qtype: 33,
@@ -378,6 +393,7 @@ mod tests {
                 additional: vec![(vec![1; 70_000], 3), (vec![2], 1)],
                 serial_at: None,
                 azs: None,
+                fit: false,
             },
         ]);
         let sets: Vec<Rrset<'_>> = entry.rrsets().collect();
@@ -406,8 +422,30 @@ mod tests {
             }),
             ..RrsetParts::default()
         }]);
-        let az = tagged.rrsets().next().unwrap().az.unwrap();
+        let tagged = tagged.rrsets().next().unwrap();
+        assert!(!tagged.fit);
+        let az = tagged.az.unwrap();
         assert_eq!((az.only_min, az.tags), (Some(2), &[3u8, 1][..]));
+        // The fit flag shares the AZ mode byte, with or without tags.
+        for azs in [
+            None,
+            Some(AzTags {
+                only_min: Some(7),
+                tags: vec![2, 4],
+            }),
+        ] {
+            let fit = NameEntry::new(vec![RrsetParts {
+                qtype: 1,
+                answer: vec![(vec![1], 1), (vec![2], 1)],
+                azs: azs.clone(),
+                fit: true,
+                ..RrsetParts::default()
+            }]);
+            let read = fit.rrsets().next().unwrap();
+            assert!(read.fit);
+            let expect = azs.map(|a| (a.only_min, a.tags));
+            assert_eq!(read.az.map(|a| (a.only_min, a.tags.to_vec())), expect);
+        }
         let srv = sets[1];
         assert_eq!((srv.answer.len(), srv.answer.records()), (3000, 3000));
         for (i, (bytes, _)) in big.iter().enumerate() {

@@ -21,6 +21,8 @@ mod azname;
 #[cfg(test)]
 mod churn_tests;
 mod config;
+mod doh;
+mod encrypted;
 mod entry;
 mod explain;
 pub mod follow;
@@ -41,7 +43,10 @@ mod wire;
 mod xfr;
 
 pub use answer::{Answerer, Outcome, Transport};
-pub use config::{AzConfig, AzPreference, Cidr, SubsetConfig, TransferConfig, ZoneConfig};
+pub use config::{
+    AzConfig, AzPreference, Cidr, SubsetConfig, TransferConfig, UdpOverflow, ZoneConfig,
+};
+pub use encrypted::{EncryptedConfig, EncryptedServer};
 pub use explain::Explanation;
 pub use metrics::{DnsMetrics, LatencySnapshot, MetricsSnapshot};
 pub use rrl::RrlConfig;
@@ -85,5 +90,13 @@ pub enum DnsError {
         addr: std::net::SocketAddr,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// A TLS certificate or key file does not load, or the two do not belong together.
+    #[error("TLS certificate {file}: {reason}")]
+    Certificate {
+        /// The file at fault.
+        file: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
 }

@@ -88,6 +88,10 @@ struct Shard(Counters);
 struct Counters {
     udp: AtomicU64,
     tcp: AtomicU64,
+    tls: AtomicU64,
+    https: AtomicU64,
+    certificate_reloads: AtomicU64,
+    certificate_errors: AtomicU64,
     by_qtype: [AtomicU64; QTYPES.len()],
     by_rcode: [AtomicU64; RCODES.len()],
     truncated: AtomicU64,
@@ -122,6 +126,14 @@ pub struct MetricsSnapshot {
     pub udp: u64,
     /// Queries over TCP.
     pub tcp: u64,
+    /// Queries over TLS (DoT).
+    pub tls: u64,
+    /// Queries over HTTPS (DoH).
+    pub https: u64,
+    /// TLS certificate reloads that took effect.
+    pub certificate_reloads: u64,
+    /// Changed TLS certificate files that did not load (the previous pair kept serving).
+    pub certificate_errors: u64,
     /// Answered queries by question type.
     pub by_qtype: Vec<(&'static str, u64)>,
     /// Responses by rcode.
@@ -155,6 +167,8 @@ impl Counters {
         let transport = match transport {
             Transport::Udp => &self.udp,
             Transport::Tcp => &self.tcp,
+            Transport::Tls => &self.tls,
+            Transport::Https => &self.https,
         };
         transport.fetch_add(1, Ordering::Relaxed);
         match outcome {
@@ -266,6 +280,17 @@ impl DnsMetrics {
         self.local().transfer(messages);
     }
 
+    /// Counts a TLS certificate reload: taken (`true`) or refused.
+    pub(crate) fn certificate_reload(&self, ok: bool) {
+        let c = self.local();
+        let counter = if ok {
+            &c.certificate_reloads
+        } else {
+            &c.certificate_errors
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Records `answers` answers that each took `elapsed` from receipt to send.
     pub(crate) fn observe_latency(&self, elapsed: Duration, answers: u64) {
         self.local().observe_latency(elapsed, answers);
@@ -282,6 +307,10 @@ impl DnsMetrics {
         MetricsSnapshot {
             udp: sum(&|c| &c.udp),
             tcp: sum(&|c| &c.tcp),
+            tls: sum(&|c| &c.tls),
+            https: sum(&|c| &c.https),
+            certificate_reloads: sum(&|c| &c.certificate_reloads),
+            certificate_errors: sum(&|c| &c.certificate_errors),
             by_qtype: QTYPES
                 .iter()
                 .enumerate()

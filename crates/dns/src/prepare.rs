@@ -178,6 +178,7 @@ impl Preparer<'_> {
         let key = &snapshot.key;
         let ttl = self.ttl_of(key);
         let preference = self.zone.az.preference(&key.to_string());
+        let fit = self.overflow_of(key) == crate::UdpOverflow::Fit;
         let service = self.name(&[&key.name, &key.cluster])?;
         let mut names: BTreeMap<Name, Pending> = BTreeMap::new();
         names.entry(service.clone()).or_default();
@@ -271,6 +272,7 @@ impl Preparer<'_> {
                     additional: extra,
                     serial_at: None,
                     azs,
+                    fit,
                 });
             }
             out.push((name, NameEntry::counted(rrsets, slot)));
@@ -337,6 +339,16 @@ impl Preparer<'_> {
         Ok(())
     }
 
+    /// What an oversized UDP answer of a service's names carries: its own setting, or the
+    /// zone's.
+    pub(crate) fn overflow_of(&self, key: &model::ServiceKey) -> crate::UdpOverflow {
+        self.zone
+            .service_udp_overflow
+            .get(&key.to_string())
+            .copied()
+            .unwrap_or(self.zone.udp_overflow)
+    }
+
     /// The TTL of a service's records: its own, or the zone's.
     pub(crate) fn ttl_of(&self, key: &model::ServiceKey) -> u32 {
         self.zone
@@ -396,6 +408,7 @@ impl Preparer<'_> {
                     additional: Vec::new(),
                     serial_at: Some(serial_at),
                     azs: None,
+                    fit: false,
                 },
                 RrsetParts {
                     qtype: u16::from(RecordType::NS),
@@ -403,6 +416,7 @@ impl Preparer<'_> {
                     additional: ns_additional,
                     serial_at: None,
                     azs: None,
+                    fit: false,
                 },
             ]),
         )];
@@ -423,6 +437,7 @@ impl Preparer<'_> {
                     additional: Vec::new(),
                     serial_at: None,
                     azs: None,
+                    fit: false,
                 })
                 .collect();
             entries.push((ns_name.clone(), NameEntry::new(rrsets)));

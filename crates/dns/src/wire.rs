@@ -189,6 +189,25 @@ fn read_rr(p: &[u8], at: usize) -> Option<(usize, u16, u16, u32, usize, usize)> 
     (end <= p.len()).then_some((end, rtype, class, ttl, rdata, end))
 }
 
+/// The smallest TTL of a response's records (OPT and TSIG aside): how long an HTTP cache may
+/// keep a DoH answer (RFC 8484 section 5.1). `None` for a response without records.
+pub(crate) fn min_ttl(p: &[u8]) -> Option<u32> {
+    let mut at = HEADER;
+    for _ in 0..u16_at(p, 4)? {
+        at = skip_name(p, at)? + 4;
+    }
+    let records = u32::from(u16_at(p, 6)?) + u32::from(u16_at(p, 8)?) + u32::from(u16_at(p, 10)?);
+    let mut least: Option<u32> = None;
+    for _ in 0..records {
+        let (end, rtype, _, ttl, _, _) = read_rr(p, at)?;
+        if rtype != TYPE_OPT && rtype != crate::tsig::TYPE_TSIG {
+            least = Some(least.map_or(ttl, |l| l.min(ttl)));
+        }
+        at = end;
+    }
+    least
+}
+
 /// The serial of the SOA record in an IXFR query's authority section (RFC 1995: the client's
 /// version of the zone).
 pub(crate) fn authority_soa_serial(p: &[u8], question_end: usize) -> Option<u32> {

@@ -10,6 +10,7 @@ mod memory;
 mod registry_bench;
 mod report;
 mod servers;
+mod stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ enum Command {
     Registry(RegistryArgs),
     /// ecsdns qps and memory at 1k, 10k, 100k endpoints (Knot alongside).
     Scale(ScaleArgs),
+    /// TCP and DNS over TLS queries per second (ecsdns), next to Knot over TCP.
+    Stream(StreamArgs),
     /// Memory by stage (parse, static source, registry, DNS table) on one thread.
     Memory(MemoryArgs),
     /// Rolling deploys through unbound with and without drain-wait: failed client requests
@@ -118,6 +121,31 @@ struct DeployArgs {
 }
 
 #[derive(Args)]
+struct StreamArgs {
+    /// Endpoints in the data set (10 per service).
+    #[arg(long, default_value_t = 10_000)]
+    endpoints: usize,
+    /// Connections kept open.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Queries in flight per connection.
+    #[arg(long, default_value_t = 16)]
+    pipeline: usize,
+    /// Interleaved rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds per transport per round.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Where the servers' files go.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// For CI: 1,000 endpoints, one short round.
+    #[arg(long)]
+    smoke: bool,
+}
+
+#[derive(Args)]
 struct MemoryArgs {
     /// Endpoints in the data set (10 per service).
     #[arg(long, default_value_t = 100_000)]
@@ -175,6 +203,14 @@ fn main() -> ExitCode {
         Command::Registry(args) => registry_bench::run(args.updates, args.smoke),
         Command::Scale(args) => scale(args),
         Command::Memory(args) => memory::run(args.endpoints),
+        Command::Stream(a) => stream::run(&stream::StreamOptions {
+            endpoints: if a.smoke { 1_000 } else { a.endpoints },
+            connections: a.connections,
+            pipeline: a.pipeline,
+            rounds: if a.smoke { 1 } else { a.rounds },
+            seconds: if a.smoke { 0.5 } else { a.seconds },
+            out: a.out,
+        }),
         Command::Deploy(args) => deploy_bench(args),
     };
     match result {

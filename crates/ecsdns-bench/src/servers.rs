@@ -38,6 +38,8 @@ pub(crate) struct Server {
     pub(crate) kind: Kind,
     /// Its address.
     pub(crate) addr: SocketAddr,
+    /// Its DNS over TLS address, when started with a certificate (ecsdns only).
+    pub(crate) dot: Option<SocketAddr>,
     child: Child,
 }
 
@@ -98,11 +100,22 @@ fn which(bin: &str) -> Option<PathBuf> {
 impl Server {
     /// Writes the server's data and config into `dir` and starts it pinned to CPU 0.
     pub(crate) fn start(kind: Kind, data: &DataSet, dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with_tls(kind, data, dir, None)
+    }
+
+    /// [`Server::start`], ecsdns also serving DNS over TLS with the certificate and key given.
+    pub(crate) fn start_with_tls(
+        kind: Kind,
+        data: &DataSet,
+        dir: &Path,
+        tls: Option<(&Path, &Path)>,
+    ) -> anyhow::Result<Self> {
         let dir = dir.join(kind.name());
         std::fs::create_dir_all(&dir)?;
         let port = free_port()?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let zone_file = dir.join("ecs.internal.zone");
+        let mut dot = None;
         let mut cmd = Command::new("taskset");
         cmd.args(["-c", "0"]);
         match kind {
@@ -115,6 +128,12 @@ impl Server {
                     .args(["--http-addr", "off"]);
                 cmd.arg("--dns-addr").arg(addr.to_string());
                 cmd.arg("--endpoints").arg(&endpoints);
+                if let Some((cert, key)) = tls {
+                    let port = free_port()?;
+                    dot = Some(SocketAddr::from(([127, 0, 0, 1], port)));
+                    cmd.arg("--dot-addr").arg(format!("127.0.0.1:{port}"));
+                    cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+                }
                 cmd.env("RUST_LOG", "warn");
             }
             Kind::Knot => {
@@ -160,7 +179,12 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("cannot start {}", kind.name()))?;
-        let server = Self { kind, addr, child };
+        let server = Self {
+            kind,
+            addr,
+            dot,
+            child,
+        };
         server.wait_ready(&data.sample()[0].0)?;
         Ok(server)
     }

@@ -18,6 +18,7 @@ use crate::background::{
     prune_tombstones, report_problems, restore, save_state, start_prober, track_visibility,
 };
 use crate::config::Settings;
+use crate::file_watch::{read_stable, stamp};
 use crate::operator::{AppOperator, LocalSources, VISIBLE_BOUNDS};
 use crate::state_file;
 use endpoints_file::{self as static_file, StaticSource};
@@ -41,6 +42,7 @@ pub struct App {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     server: DnsServer,
+    encrypted: Option<dns::EncryptedServer>,
     /// Where the registry is saved at shutdown, and the zone it belongs to.
     state: Option<(PathBuf, String)>,
 }
@@ -128,6 +130,17 @@ impl App {
             },
         )?;
         let dns_addr = server.local_addr();
+        let encrypted = match settings
+            .tls
+            .encrypted(settings.tcp_idle_timeout, settings.tcp_max_connections)?
+        {
+            Some(config) => {
+                let answerer = Answerer::new(Arc::clone(&table), Arc::clone(&dns_metrics));
+                let started = dns::EncryptedServer::start(answerer, config).await;
+                Some(started.context("cannot serve DNS over TLS or HTTPS")?)
+            }
+            None => None,
+        };
         let watcher = if settings.ecs.clusters.is_empty() {
             if settings.ecs.sqs_queue_url.is_some() {
                 anyhow::bail!("an SQS queue is configured but no cluster to watch (--cluster)");
@@ -247,6 +260,7 @@ impl App {
             stop,
             tasks,
             server,
+            encrypted,
             state: settings.state_file.clone().map(|p| (p, zone_name)),
         };
         if let Some(path) = &settings.endpoints {
@@ -259,6 +273,11 @@ impl App {
     /// The DNS address served (UDP and TCP).
     pub fn dns_addr(&self) -> SocketAddr {
         self.dns_addr
+    }
+
+    /// The DNS over TLS and HTTPS listeners, when configured.
+    pub fn encrypted(&self) -> Option<&dns::EncryptedServer> {
+        self.encrypted.as_ref()
     }
 
     /// The HTTP API address, unless the API is off.
@@ -425,6 +444,9 @@ impl App {
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         self.server.shutdown().await;
+        if let Some(encrypted) = self.encrypted.take() {
+            encrypted.shutdown().await;
+        }
         drop(self.updates);
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
@@ -458,32 +480,3 @@ async fn ingest(
 const ENDPOINTS_SOURCE: &str = "endpoints-file";
 /// Readiness name of the demo simulator.
 const DEMO_SOURCE: &str = "demo";
-
-/// Reads a file once two reads `settle` apart return the same text (a writer that truncates
-/// and rewrites, or copies in pieces, has finished), trying up to ten times.
-async fn read_stable(path: &std::path::Path, settle: Duration) -> std::io::Result<String> {
-    let mut text = std::fs::read_to_string(path)?;
-    for _ in 0..10 {
-        tokio::time::sleep(settle).await;
-        let again = std::fs::read_to_string(path)?;
-        if again == text {
-            return Ok(text);
-        }
-        text = again;
-    }
-    Err(std::io::Error::other(format!(
-        "{} kept changing for {} ms",
-        path.display(),
-        settle.as_millis() * 10
-    )))
-}
-
-/// What identifies a version of the endpoints file: inode, length and change time. The
-/// change time moves with every write (so it covers the modification time) and with a rename
-/// over the file (how editors and config tools write); the inode tells apart a replacement
-/// that lands within the clock's granularity at the same length.
-fn stamp(path: &std::path::Path) -> Option<(u64, u64, i64, i64)> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.ino(), meta.len(), meta.ctime(), meta.ctime_nsec()))
-}

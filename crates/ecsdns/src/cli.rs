@@ -58,8 +58,14 @@ pub fn main_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // hickory-server (DNS over TLS) logs every request at INFO: two lines a query.
+    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("hickory"))
+        && let Ok(quiet) = "hickory_server=warn".parse()
+    {
+        filter = filter.add_directive(quiet);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -256,11 +262,25 @@ async fn serve_or_demo(command: Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The announcement's HTTP part: `; HTTP API on http://ADDR`.
+/// The announcement's optional parts: `; DNS over TLS on ADDR`, `; DNS over HTTPS on URL`,
+/// `; HTTP API on http://ADDR`.
 fn api_note(app: &App) -> String {
-    app.http_addr()
-        .map(|a| format!("; HTTP API on http://{a}"))
-        .unwrap_or_default()
+    let mut note = String::new();
+    if let Some(tls) = app.encrypted() {
+        if let Some(addr) = tls.dot_addr() {
+            note.push_str(&format!("; DNS over TLS on {addr}"));
+        }
+        if let Some(url) = tls
+            .doh_addr()
+            .and_then(|a| tls.doh_url(&a.ip().to_string()))
+        {
+            note.push_str(&format!("; DNS over HTTPS on {url}"));
+        }
+    }
+    if let Some(a) = app.http_addr() {
+        note.push_str(&format!("; HTTP API on http://{a}"));
+    }
+    note
 }
 
 /// Prints to stdout (the banner is for people; the first line names the address for scripts).

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::Deserialize;
 
 /// The config file (TOML). Every field is optional; flags and environment win over it.
@@ -31,6 +31,9 @@ pub struct FileConfig {
     /// `[api]`
     #[serde(default)]
     pub api: ApiFile,
+    /// `[tls]`
+    #[serde(default)]
+    pub tls: TlsFile,
 }
 
 /// `[api]` section: the operator HTTP API.
@@ -91,6 +94,11 @@ pub struct DnsFile {
     /// TTL per `service.cluster`.
     #[serde(default)]
     pub service_ttl: HashMap<String, u32>,
+    /// What an oversized UDP answer carries: `truncate` (TC=1) or `fit` (no TC).
+    pub udp_overflow: Option<String>,
+    /// [`DnsFile::udp_overflow`] per `service.cluster`.
+    #[serde(default)]
+    pub service_udp_overflow: HashMap<String, String>,
     /// Name server name (NS, SOA MNAME).
     pub ns_name: Option<String>,
     /// Addresses of the name server name, when inside the zone.
@@ -161,6 +169,8 @@ impl FileConfig {
 pub struct Settings {
     /// DNS listen address.
     pub dns_addr: SocketAddr,
+    /// DNS over TLS and HTTPS.
+    pub tls: TlsSettings,
     /// Zone origin.
     pub zone: String,
     /// Positive TTL.
@@ -169,6 +179,10 @@ pub struct Settings {
     pub negative_ttl: u32,
     /// Per-service TTLs.
     pub service_ttl: HashMap<String, u32>,
+    /// Oversized UDP answers: `truncate` or `fit` (zone-wide).
+    pub udp_overflow: Option<String>,
+    /// Oversized UDP answers per `service.cluster`.
+    pub service_udp_overflow: HashMap<String, String>,
     /// Client subnet (CIDR) -> AZ, for same-AZ-first answers.
     pub az_subnets: Vec<(String, String)>,
     /// Zone-wide same-AZ preference (`off`, `first`, `only:N`).
@@ -237,70 +251,17 @@ pub struct Settings {
     pub cloudwatch_namespace: String,
 }
 
-/// The ECS watcher's settings.
-#[derive(Debug, Clone)]
-pub struct EcsSettings {
-    /// Watched clusters.
-    pub clusters: Vec<ecs::ClusterConfig>,
-    /// The event queue.
-    pub sqs_queue_url: Option<String>,
-    /// Time between reconciles.
-    pub reconcile_interval: Duration,
-    /// AWS region.
-    pub region: Option<String>,
-    /// ECS read calls per second.
-    pub api_rate: f64,
-}
-
-impl Default for EcsSettings {
-    fn default() -> Self {
-        Self {
-            clusters: Vec::new(),
-            sqs_queue_url: None,
-            reconcile_interval: Duration::from_secs(60),
-            region: None,
-            api_rate: 10.0,
-        }
-    }
-}
-
-/// Parses `NAME[=ALIAS]` into a watched cluster; the label is the alias or the name,
-/// lower-cased, and must be a DNS label.
-pub fn parse_cluster(spec: &str) -> anyhow::Result<ecs::ClusterConfig> {
-    let (name, alias) = match spec.split_once('=') {
-        Some((n, a)) => (n.trim(), Some(a.trim())),
-        None => (spec.trim(), None),
-    };
-    cluster(name, alias, None)
-}
-
-fn cluster(
-    name: &str,
-    alias: Option<&str>,
-    role_arn: Option<String>,
-) -> anyhow::Result<ecs::ClusterConfig> {
-    if name.is_empty() {
-        bail!("empty cluster name");
-    }
-    let short = name.rsplit('/').next().unwrap_or(name);
-    let label_source = alias.unwrap_or(short);
-    let label = model::dns_label(label_source)
-        .with_context(|| format!("cluster label {label_source:?} (give NAME=ALIAS)"))?;
-    Ok(ecs::ClusterConfig {
-        name: name.to_string(),
-        label,
-        role_arn,
-    })
-}
-
 impl Default for Settings {
     fn default() -> Self {
         Self {
             dns_addr: SocketAddr::from(([127, 0, 0, 1], 5353)),
+            tls: TlsSettings::default(),
             zone: "ecs.internal.".to_string(),
             ttl: 5,
             negative_ttl: 5,
             service_ttl: HashMap::new(),
+            udp_overflow: None,
+            service_udp_overflow: HashMap::new(),
             az_subnets: Vec::new(),
             same_az: None,
             same_az_service: HashMap::new(),
@@ -339,6 +300,11 @@ impl Default for Settings {
 
 mod secrets;
 pub use secrets::Secrets;
+mod tls;
+pub use tls::{TlsFile, TlsSettings};
+mod ecs_settings;
+use ecs_settings::cluster;
+pub use ecs_settings::{EcsSettings, parse_cluster};
 
 /// The environment variable of API bearer tokens (comma-separated).
 pub const API_TOKENS_ENV: &str = "ECSDNS_API_TOKENS";
@@ -382,6 +348,8 @@ impl Settings {
             self.negative_ttl = v;
         }
         self.service_ttl.extend(d.service_ttl);
+        self.udp_overflow = d.udp_overflow.or(self.udp_overflow.take());
+        self.service_udp_overflow.extend(d.service_udp_overflow);
         let mut subnets: Vec<(String, String)> = d.az_subnets.into_iter().collect();
         subnets.sort();
         self.az_subnets.extend(subnets);
@@ -427,6 +395,7 @@ impl Settings {
         if let Some(v) = d.tcp_max_connections {
             self.tcp_max_connections = v;
         }
+        self.tls.merge(file.tls)?;
         if let Some(v) = file.registry.fail_open {
             self.fail_open = v;
         }

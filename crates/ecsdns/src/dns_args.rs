@@ -12,6 +12,18 @@ pub struct DnsArgs {
     /// Address to serve DNS on, UDP and TCP [default: 127.0.0.1:5353].
     #[arg(long, env = "ECSDNS_DNS_ADDR")]
     pub dns_addr: Option<SocketAddr>,
+    /// Address to serve DNS over TLS on (RFC 7858; port 853 usually) [default: none].
+    #[arg(long, env = "ECSDNS_DOT_ADDR", value_name = "ADDR:PORT")]
+    pub dot_addr: Option<SocketAddr>,
+    /// Address to serve DNS over HTTPS on (RFC 8484, HTTP/2, path /dns-query) [default: none].
+    #[arg(long, env = "ECSDNS_DOH_ADDR", value_name = "ADDR:PORT")]
+    pub doh_addr: Option<SocketAddr>,
+    /// PEM certificate chain for DoT and DoH; a new one is picked up when the file changes.
+    #[arg(long, env = "ECSDNS_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "ECSDNS_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Zone to be authoritative for [default: ecs.internal.].
     #[arg(long, env = "ECSDNS_ZONE")]
     pub zone: Option<String>,
@@ -43,6 +55,14 @@ pub struct DnsArgs {
     /// Same-AZ preference of one service, SERVICE.CLUSTER=PREF (repeatable).
     #[arg(long = "same-az-service", value_name = "NAME=PREF")]
     pub same_az_service: Vec<String>,
+    /// What a UDP answer that does not fit carries: truncate (the records that fit, TC=1, so
+    /// clients retry over TCP) or fit (the records that fit without TC, for clients that
+    /// reject truncation, e.g. HAProxy over UDP) [default: truncate].
+    #[arg(long, value_name = "MODE", env = "ECSDNS_UDP_OVERFLOW")]
+    pub udp_overflow: Option<String>,
+    /// Oversized UDP answers of one service, SERVICE.CLUSTER=MODE (repeatable).
+    #[arg(long = "udp-overflow-service", value_name = "NAME=MODE")]
+    pub udp_overflow_service: Vec<String>,
     /// Resolver whose EDNS Client Subnet option picks the AZ for it (CIDR, repeatable).
     #[arg(long = "client-subnet-trusted", value_name = "CIDR")]
     pub client_subnet_trusted: Vec<String>,
@@ -86,6 +106,10 @@ impl DnsArgs {
         if let Some(v) = self.dns_addr {
             s.dns_addr = v;
         }
+        s.tls.dot_addr = self.dot_addr.or(s.tls.dot_addr);
+        s.tls.doh_addr = self.doh_addr.or(s.tls.doh_addr);
+        s.tls.cert_file = self.tls_cert.clone().or(s.tls.cert_file.take());
+        s.tls.key_file = self.tls_key.clone().or(s.tls.key_file.take());
         if let Some(v) = &self.zone {
             s.zone = v.clone();
         }
@@ -118,6 +142,12 @@ impl DnsArgs {
             let (name, pref) = pair.split_once('=').unwrap_or((pair, ""));
             s.same_az_service
                 .insert(name.to_ascii_lowercase(), pref.to_string());
+        }
+        s.udp_overflow = self.udp_overflow.clone().or(s.udp_overflow.take());
+        for pair in &self.udp_overflow_service {
+            let (name, mode) = pair.split_once('=').unwrap_or((pair, ""));
+            s.service_udp_overflow
+                .insert(name.to_ascii_lowercase(), mode.to_string());
         }
         s.client_subnet_trusted
             .extend(self.client_subnet_trusted.iter().cloned());

@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 mod dns_args;
 mod drain;
+mod file_watch;
 pub mod operator;
 pub mod state_file;
 mod validate;

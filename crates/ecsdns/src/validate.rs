@@ -35,9 +35,10 @@ fn config_problems(path: &Path) -> (Vec<String>, Option<PathBuf>) {
     };
     let endpoints = file.endpoints.clone();
     // The settings, then the zone built from them: the checks `serve` makes at start.
-    let checked = Settings::default()
-        .with_file(file)
-        .and_then(|s| crate::zone::zone_config(&s).map(|_| ()));
+    let checked = Settings::default().with_file(file).and_then(|s| {
+        s.tls.encrypted(s.tcp_idle_timeout, s.tcp_max_connections)?;
+        crate::zone::zone_config(&s).map(|_| ())
+    });
     match checked {
         Ok(()) => (Vec::new(), endpoints),
         Err(e) => (vec![report(path, 0, 0, &format!("{e:#}"))], endpoints),

@@ -30,19 +30,24 @@ pub fn zone_config(settings: &Settings) -> anyhow::Result<ZoneConfig> {
         zone.az.default = dns::AzPreference::parse(pref)
             .with_context(|| format!("--same-az / [dns] same_az = {pref:?}"))?;
     }
+    if let Some(mode) = &settings.udp_overflow {
+        zone.udp_overflow = dns::UdpOverflow::parse(mode)
+            .with_context(|| format!("--udp-overflow / [dns] udp_overflow = {mode:?}"))?;
+    }
+    for (name, mode) in &settings.service_udp_overflow {
+        let what = "--udp-overflow-service / [dns.service_udp_overflow]";
+        service_key(name, what, "web.prod=fit")?;
+        let mode =
+            dns::UdpOverflow::parse(mode).with_context(|| format!("{what} {name:?} = {mode:?}"))?;
+        zone.service_udp_overflow
+            .insert(name.to_ascii_lowercase(), mode);
+    }
     for (name, pref) in &settings.same_az_service {
-        let Some((service, cluster)) = name.split_once('.') else {
-            anyhow::bail!(
-                "--same-az-service / [dns.same_az_service] {name:?}: expected SERVICE.CLUSTER \
-                 (e.g. web.prod=first)"
-            );
-        };
-        if service.is_empty() || cluster.is_empty() || cluster.contains('.') {
-            anyhow::bail!(
-                "--same-az-service / [dns.same_az_service] {name:?}: expected SERVICE.CLUSTER \
-                 (e.g. web.prod=first)"
-            );
-        }
+        service_key(
+            name,
+            "--same-az-service / [dns.same_az_service]",
+            "web.prod=first",
+        )?;
         let pref = dns::AzPreference::parse(pref).with_context(|| {
             format!("--same-az-service / [dns.same_az_service] {name:?} = {pref:?}")
         })?;
@@ -99,4 +104,17 @@ pub fn zone_config(settings: &Settings) -> anyhow::Result<ZoneConfig> {
         zone.ns_addresses.push(settings.dns_addr.ip());
     }
     Ok(zone)
+}
+
+/// Checks that a per-service key is `SERVICE.CLUSTER`; `what` names the setting, `example`
+/// shows one.
+fn service_key(name: &str, what: &str, example: &str) -> anyhow::Result<()> {
+    match name.split_once('.') {
+        Some((service, cluster))
+            if !service.is_empty() && !cluster.is_empty() && !cluster.contains('.') =>
+        {
+            Ok(())
+        }
+        _ => anyhow::bail!("{what} {name:?}: expected SERVICE.CLUSTER (e.g. {example})"),
+    }
 }

@@ -39,6 +39,36 @@ pub struct Unbound {
 impl Unbound {
     /// Starts unbound with its files in `dir`; waits until it answers for `zone`.
     pub fn start(dir: &Path, zone: &str, upstream: SocketAddr) -> Self {
+        let zone = zone.trim_end_matches('.');
+        let block = format!(
+            "stub-zone:\n  name: \"{zone}\"\n  stub-addr: {}@{}\n",
+            upstream.ip(),
+            upstream.port()
+        );
+        Self::start_with(dir, zone, &block)
+    }
+
+    /// Starts unbound forwarding `zone` to `upstream` over DNS over TLS (RFC 7858), checking
+    /// the server's certificate against `ca` for the name `server_name`.
+    pub fn start_tls(
+        dir: &Path,
+        zone: &str,
+        upstream: SocketAddr,
+        server_name: &str,
+        ca: &Path,
+    ) -> Self {
+        let zone = zone.trim_end_matches('.');
+        let block = format!(
+            "forward-zone:\n  name: \"{zone}\"\n  forward-tls-upstream: yes\n  \
+             forward-addr: {}@{}#{server_name}\n",
+            upstream.ip(),
+            upstream.port()
+        );
+        let tls = format!("  tls-cert-bundle: \"{}\"\n", ca.display());
+        Self::start_with(dir, zone, &format!("server:\n{tls}{block}"))
+    }
+
+    fn start_with(dir: &Path, zone: &str, upstream: &str) -> Self {
         // A port free now can be taken before unbound binds it (an ephemeral port of another
         // test's connection, on UDP or TCP): try again on a new port when that happens.
         for _ in 0..5 {
@@ -50,7 +80,7 @@ impl Unbound {
     }
 
     /// One attempt; `None` when unbound found its port taken.
-    fn try_start(dir: &Path, zone: &str, upstream: SocketAddr) -> Option<Self> {
+    fn try_start(dir: &Path, zone: &str, upstream: &str) -> Option<Self> {
         std::fs::create_dir_all(dir).unwrap();
         let port = loop {
             let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -59,7 +89,6 @@ impl Unbound {
                 break port;
             }
         };
-        let zone = zone.trim_end_matches('.');
         let config = format!(
             "server:\n\
              \x20 interface: 127.0.0.1\n\
@@ -82,11 +111,7 @@ impl Unbound {
              \x20 serve-expired: no\n\
              remote-control:\n\
              \x20 control-enable: no\n\
-             stub-zone:\n\
-             \x20 name: \"{zone}\"\n\
-             \x20 stub-addr: {}@{}\n",
-            upstream.ip(),
-            upstream.port(),
+             {upstream}",
             dir = dir.display(),
         );
         let conf = dir.join("unbound.conf");

@@ -87,3 +87,35 @@ fn clusters_and_aliases() {
     assert_eq!(s.ecs.clusters[1].label, "o");
     assert_eq!(s.ecs.reconcile_interval, Duration::from_secs(300));
 }
+
+#[test]
+fn udp_overflow_zone_wide_and_per_service() {
+    let file: FileConfig = toml::from_str(
+        r#"
+        [dns]
+        udp_overflow = "truncate"
+        [dns.service_udp_overflow]
+        "Fleet.demo" = "fit"
+        "#,
+    )
+    .unwrap();
+    let s = Settings::default().with_file(file).unwrap();
+    let zone = crate::zone::zone_config(&s).unwrap();
+    assert_eq!(zone.udp_overflow, dns::UdpOverflow::Truncate);
+    assert_eq!(
+        zone.service_udp_overflow["fleet.demo"],
+        dns::UdpOverflow::Fit
+    );
+    for (key, mode, says) in [
+        ("fleet.demo", "fits", "expected \"truncate\""),
+        ("fleet", "fit", "expected SERVICE.CLUSTER"),
+    ] {
+        let mut bad = Settings::default();
+        bad.service_udp_overflow.insert(key.into(), mode.into());
+        let e = format!("{:#}", crate::zone::zone_config(&bad).unwrap_err());
+        assert!(
+            e.contains("service_udp_overflow") && e.contains(says),
+            "{e}"
+        );
+    }
+}

@@ -55,7 +55,17 @@ pub(super) fn dns_metrics(dns: &DnsMetrics, e: &mut Exposition) {
     let name = "ecsdns_dns_queries_total";
     e.family(name, "DNS queries received, by transport.", Kind::Counter)
         .sample(name, &[("transport", "udp")], m.udp as f64)
-        .sample(name, &[("transport", "tcp")], m.tcp as f64);
+        .sample(name, &[("transport", "tcp")], m.tcp as f64)
+        .sample(name, &[("transport", "tls")], m.tls as f64)
+        .sample(name, &[("transport", "https")], m.https as f64);
+    let name = "ecsdns_tls_certificate_reloads_total";
+    e.family(
+        name,
+        "Changed TLS certificate files: loaded (ok) or refused, the previous pair serving (error).",
+        Kind::Counter,
+    )
+    .sample(name, &[("result", "ok")], m.certificate_reloads as f64)
+    .sample(name, &[("result", "error")], m.certificate_errors as f64);
     let name = "ecsdns_dns_responses_by_qtype_total";
     e.family(name, "DNS responses by question type.", Kind::Counter);
     for (qtype, n) in &m.by_qtype {
