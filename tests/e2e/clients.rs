@@ -1,13 +1,15 @@
 //! The stub resolvers applications really link: glibc's and musl's `getaddrinfo`, built from a
 //! small C program with gcc and musl-gcc, reading a resolv.conf that points at ecsdns. Each runs
 //! in a private mount namespace (`unshare -m`) with its own resolv.conf bind-mounted over
-//! /etc/resolv.conf; the machine's file is never touched.
+//! /etc/resolv.conf; the machine's file is never touched. And unbound, the caching resolver
+//! between applications and ecsdns, with 0x20 and QNAME minimisation on.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use testkit::Process;
+use hickory_proto::rr::RecordType;
+use testkit::{Process, a_records, query, srv_records, tcp};
 
 use crate::fixture::temp_dir;
 
@@ -114,4 +116,42 @@ fn glibc_and_musl_getaddrinfo_resolve_a_60_task_service() {
     )
     .unwrap();
     assert_eq!(web.len(), 3, "{web:?}");
+}
+
+#[test]
+fn unbound_caches_every_record_of_a_60_task_service() {
+    let dir = temp_dir("unbound-client");
+    let demo = Process::start(&["demo", "--dns-addr", "127.0.0.1:0", "--no-churn"]);
+    let all = fleet(&demo);
+    assert_eq!(all.len(), 60);
+    let unbound = testkit::Unbound::start_hardened(&dir, "ecs.internal", demo.dns);
+    // Sixty A records fit unbound's 1232-byte UDP payload; sixty SRV records do not: unbound
+    // gets TC=1 with part of the set, asks again over TCP and caches the whole RRset. Every
+    // client behind it gets all of both (asked over TCP here, as clients of big sets must).
+    for _ in 0..2 {
+        let got: BTreeSet<String> = a_records(&tcp(
+            unbound.addr,
+            &query("fleet.demo.ecs.internal.", RecordType::A),
+        ))
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        assert_eq!(
+            got,
+            all,
+            "{}: fleet A through unbound",
+            testkit::unbound_version()
+        );
+    }
+    let srv = tcp(
+        unbound.addr,
+        &query("_http._tcp.fleet.demo.ecs.internal.", RecordType::SRV),
+    );
+    let targets: BTreeSet<_> = srv_records(&srv).into_iter().collect();
+    assert_eq!(targets.len(), 60, "fleet SRV through unbound: {targets:?}");
+    // A target unbound got no address for in the additional section, it resolves itself.
+    let (target, _) = targets.first().unwrap();
+    let one = a_records(&tcp(unbound.addr, &query(target, RecordType::A)));
+    assert_eq!(one.len(), 1);
+    assert!(all.contains(&one[0].to_string()), "{target}: {one:?}");
 }

@@ -48,6 +48,20 @@ impl Unbound {
         Self::start_with(dir, zone, &block)
     }
 
+    /// [`Unbound::start`] with the defences a careful operator turns on: 0x20 (random query
+    /// name case that the answer must echo, `use-caps-for-id`) and QNAME minimisation (RFC
+    /// 9156), so an authoritative server that mishandles either shows here.
+    pub fn start_hardened(dir: &Path, zone: &str, upstream: SocketAddr) -> Self {
+        let zone = zone.trim_end_matches('.');
+        let block = format!(
+            "server:\n  use-caps-for-id: yes\n  qname-minimisation: yes\n\
+             stub-zone:\n  name: \"{zone}\"\n  stub-addr: {}@{}\n",
+            upstream.ip(),
+            upstream.port()
+        );
+        Self::start_with(dir, zone, &block)
+    }
+
     /// Starts unbound forwarding `zone` to `upstream` over DNS over TLS (RFC 7858), checking
     /// the server's certificate against `ca` for the name `server_name`.
     pub fn start_tls(
