@@ -122,6 +122,9 @@ async fn connection(
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
+            // A graceful close waits for open requests; one that never finishes (a client
+            // that stops reading) must not hold the slot: one more timeout, then it is dropped.
+            _ = tokio::time::sleep(doh.timeout), if closing => return,
         }
     }
 }
