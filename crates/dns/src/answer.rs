@@ -449,15 +449,7 @@ fn fit_without_tc(
     limit: usize,
 ) -> (bool, u16) {
     let (answer, extra) = (&rrset.answer, &rrset.additional);
-    let mut size = out.len() + opt;
-    let taken = order
-        .clone()
-        .take_while(|idx| {
-            size += answer.unit(*idx).len();
-            size <= limit
-        })
-        .count();
-    let records = copy_while_fits(out, answer, order.clone().take(taken), opt, limit);
+    let (records, taken) = copy_units_while_fit(out, answer, order.clone(), opt, limit);
     wire::set_count(out, 1, records);
     if records == 0 {
         wire::set_truncated(out);
@@ -481,7 +473,19 @@ fn copy_while_fits(
     opt: usize,
     limit: usize,
 ) -> u16 {
-    let mut records = 0u16;
+    copy_units_while_fit(out, units, order, opt, limit).0
+}
+
+/// [`copy_while_fits`], also returning how many units it copied (the first that many of
+/// `order`).
+fn copy_units_while_fit(
+    out: &mut Vec<u8>,
+    units: &Units<'_>,
+    order: impl Iterator<Item = usize>,
+    opt: usize,
+    limit: usize,
+) -> (u16, usize) {
+    let (mut records, mut copied) = (0u16, 0);
     for idx in order {
         let unit = units.unit(idx);
         if out.len() + unit.len() + opt > limit {
@@ -489,6 +493,7 @@ fn copy_while_fits(
         }
         out.extend_from_slice(unit);
         records += units.count(idx);
+        copied += 1;
     }
-    records
+    (records, copied)
 }

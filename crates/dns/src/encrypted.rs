@@ -28,7 +28,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Header, HeaderCounts, Message, ResponseCode};
 use hickory_server::net::runtime::Time;
-use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use rustls::pki_types::pem::PemObject;
@@ -289,18 +288,18 @@ impl RequestHandler for Handler {
         request: &Request,
         mut response: R,
     ) -> ResponseInfo {
-        let transport = match request.protocol() {
-            Protocol::Https => Transport::Https,
-            _ => Transport::Tls,
-        };
+        // Only the TLS listener is registered (DoH is `crate::doh`'s).
+        let transport = Transport::Tls;
         let unanswered = ResponseInfo::from(Header {
             metadata: request.metadata,
             counts: HeaderCounts::default(),
         });
         let raw = request.as_slice();
-        let refuse = |code| {
+        let error = |code| {
             MessageResponseBuilder::new(&request.queries, None).error_msg(&request.metadata, code)
         };
+        // Our parser, not hickory's decoded request: hickory-server 0.26 leaves a TSIG record
+        // out of `signature` here (measured: the signed kdig query got past that check).
         if self.answerer.is_signed(raw) {
             let qtype = request
                 .queries
@@ -313,7 +312,7 @@ impl RequestHandler for Handler {
             };
             self.answerer.metrics().count(qtype, outcome, transport);
             return response
-                .send_response(refuse(ResponseCode::Refused))
+                .send_response(error(ResponseCode::Refused))
                 .await
                 .unwrap_or(unanswered);
         }
@@ -332,7 +331,7 @@ impl RequestHandler for Handler {
                 // Our own answer that hickory-proto cannot read back: a bug, said once per query.
                 tracing::error!(error = %e, "encrypted DNS: answer not decodable; SERVFAIL");
                 return response
-                    .send_response(refuse(ResponseCode::ServFail))
+                    .send_response(error(ResponseCode::ServFail))
                     .await
                     .unwrap_or(unanswered);
             }
