@@ -39,6 +39,7 @@ pub fn task(id: &str, service: &str, ip: &str, version: u64, health: Health) -> 
         started_at: Some("2026-11-28T00:00:00Z".into()),
         check: None,
         labels: None,
+        ordinal: None,
     }
 }
 

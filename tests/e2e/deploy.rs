@@ -187,6 +187,19 @@ fn reference(name: &str) -> Value {
     serde_json::json!({ "Ref": name })
 }
 
+/// A policy's statements, each conditional one (`Fn::If`) as its true branch.
+fn statements(document: &Value) -> Vec<Value> {
+    document["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|st| match st.get("Fn::If") {
+            Some(branches) => branches[1].clone(),
+            None => st.clone(),
+        })
+        .collect()
+}
+
 /// The actions of a policy statement, as a list.
 fn actions(statement: &Value) -> Vec<String> {
     match &statement["Action"] {
@@ -213,10 +226,13 @@ fn check_least_privilege(t: &Value) {
             .cloned()
             .unwrap_or_default();
         for policy in policies {
-            for st in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+            for st in &statements(&policy["PolicyDocument"]) {
                 assert_eq!(st["Effect"], "Allow", "{name}");
                 assert!(st.get("NotAction").is_none() && st.get("NotResource").is_none());
                 let acts = actions(st);
+                if acts == ["sts:AssumeRole"] {
+                    assert_ne!(st["Resource"], "*", "{name}: any role");
+                }
                 for a in &acts {
                     assert!(!a.contains('*'), "{name}: wildcard action {a}");
                 }
@@ -386,9 +402,7 @@ fn the_template_stands_up_a_reachable_secured_observed_service() {
     );
     check_least_privilege(&t);
     // The watcher's role: exactly the watcher's calls.
-    let mut watcher: Vec<String> = props("TaskRole")["Policies"][0]["PolicyDocument"]["Statement"]
-        .as_array()
-        .unwrap()
+    let mut watcher: Vec<String> = statements(&props("TaskRole")["Policies"][0]["PolicyDocument"])
         .iter()
         .flat_map(actions)
         .collect();
@@ -403,8 +417,33 @@ fn the_template_stands_up_a_reachable_secured_observed_service() {
             "ecs:ListTasks",
             "sqs:DeleteMessage",
             "sqs:ReceiveMessage",
+            "sts:AssumeRole",
         ]
     );
+    // Other regions' and accounts' clusters: replica A watches A's queues of the member
+    // stacks, B B's; the task role assumes exactly the member roles.
+    for (td, list) in [
+        ("TaskDefinitionA", "RemoteClustersA"),
+        ("TaskDefinitionB", "RemoteClustersB"),
+    ] {
+        let env = props(td)["ContainerDefinitions"][0]["Environment"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let clusters = env.iter().find(|v| v["Name"] == "ECSDNS_CLUSTERS").unwrap();
+        let branches = &clusters["Value"]["Fn::If"];
+        assert_eq!(branches[0], format!("Has{list}"));
+        assert_eq!(
+            branches[1]["Fn::Join"][1][1]["Fn::Join"][1],
+            reference(list)
+        );
+        assert_eq!(branches[2], reference("ClusterName"));
+    }
+    let assume = statements(&props("TaskRole")["Policies"][0]["PolicyDocument"])
+        .into_iter()
+        .find(|st| actions(st) == ["sts:AssumeRole"])
+        .unwrap();
+    assert_eq!(assume["Resource"], reference("RemoteRoleArns"));
 
     // Observed: EMF on, alarms on metrics ecsdns writes, and the dead-letter queue.
     for td in ["TaskDefinitionA", "TaskDefinitionB"] {
@@ -558,6 +597,92 @@ fn the_image_build_sends_no_target_dir_and_builds_both_architectures() {
                 .lines()
                 .any(|l| l.trim().trim_end_matches('/') == kept),
             "{kept} is ignored"
+        );
+    }
+}
+
+/// The member stack (a cluster in another region or account): cfn-lint, least privilege, one
+/// queue per central replica fed by one rule for that cluster, a role only the central task
+/// role may assume, and outputs that `ecsdns serve --cluster` parses as they are.
+#[test]
+fn the_member_template_gives_each_replica_its_queue_and_a_narrow_role() {
+    let lint = venv_tool("cfn-lint");
+    let out = Command::new(&lint)
+        .arg(deploy("cloudformation-member.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cfn-lint: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = template("cloudformation-member.yaml");
+    let r = resources(&t);
+    check_least_privilege(&t);
+    let rule = &r["EcsStateChangeRule"]["Properties"];
+    let targets: Vec<&Value> = rule["Targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["Arn"]["Fn::GetAtt"][0])
+        .collect();
+    assert_eq!(targets, ["QueueA", "QueueB"]);
+    for q in ["QueueA", "QueueB"] {
+        assert_eq!(
+            r[q]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0],
+            "DeadLetterQueue"
+        );
+    }
+    let role = &r["ReaderRole"]["Properties"];
+    assert_eq!(
+        role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["AWS"],
+        reference("CentralTaskRoleArn")
+    );
+    let mut calls: Vec<String> = statements(&role["Policies"][0]["PolicyDocument"])
+        .iter()
+        .flat_map(actions)
+        .collect();
+    calls.sort();
+    assert_eq!(
+        calls,
+        [
+            "ec2:DescribeInstances",
+            "ecs:DescribeContainerInstances",
+            "ecs:DescribeTaskDefinition",
+            "ecs:DescribeTasks",
+            "ecs:ListTasks",
+            "sqs:DeleteMessage",
+            "sqs:ReceiveMessage",
+        ]
+    );
+    // The outputs, with the values CloudFormation substitutes, are cluster specs ecsdns takes.
+    for output in ["ClusterSpecA", "ClusterSpecB"] {
+        let spec = t["Outputs"][output]["Value"]["Fn::Sub"].as_str().unwrap();
+        let spec = spec
+            .replace("${AWS::Partition}", "aws")
+            .replace("${AWS::Region}", "eu-west-1")
+            .replace("${AWS::AccountId}", "111111111111")
+            .replace("${ClusterName}", "payments")
+            .replace(
+                "${ReaderRole.Arn}",
+                "arn:aws:iam::111111111111:role/member-ReaderRole-X",
+            )
+            .replace(
+                &format!("${{Queue{}}}", &output[output.len() - 1..]),
+                "https://sqs.eu-west-1.amazonaws.com/111111111111/member-Queue",
+            );
+        assert!(!spec.contains("${"), "{spec}");
+        let c = ecsdns::config::parse_cluster(&spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        assert_eq!(c.label, "payments");
+        assert_eq!(
+            c.role_arn.as_deref(),
+            Some("arn:aws:iam::111111111111:role/member-ReaderRole-X")
+        );
+        assert!(
+            c.sqs_queue_url
+                .unwrap()
+                .starts_with("https://sqs.eu-west-1.")
         );
     }
 }

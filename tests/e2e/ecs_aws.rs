@@ -15,6 +15,7 @@ pub struct Aws {
     pub ecs: aws_sdk_ecs::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub region: String,
 }
 
 pub struct Net {
@@ -24,24 +25,36 @@ pub struct Net {
 
 impl Aws {
     pub fn new(moto: &Moto) -> Self {
+        Self::new_in(moto, REGION, None)
+    }
+
+    /// Clients in `region`, as the base account or, with `role`, as that role (moto files
+    /// what an assumed role creates under the role's account).
+    pub fn new_in(moto: &Moto, region: &str, role: Option<&str>) -> Self {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let config = rt.block_on(
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let config = rt.block_on(async {
+            let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .http_client(ecs::aws::https_client())
-                .region(aws_config::Region::new(REGION))
+                .region(aws_config::Region::new(region.to_string()))
                 .endpoint_url(moto.endpoint())
                 .credentials_provider(aws_sdk_ecs::config::Credentials::new(
                     "testing", "testing", None, None, "test",
                 ))
-                .load(),
-        );
+                .load()
+                .await;
+            match role {
+                Some(role) => ecs::aws::assume_role(&base, role).await,
+                None => base,
+            }
+        });
         Self {
             ecs: aws_sdk_ecs::Client::new(&config),
             ec2: aws_sdk_ec2::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
+            region: region.to_string(),
             rt,
         }
     }
@@ -82,7 +95,7 @@ impl Aws {
                 .vpc_id(&vpc)
                 // Room for the 10,000-task reconcile measurement.
                 .cidr_block("10.0.64.0/18")
-                .availability_zone("us-east-1a")
+                .availability_zone(format!("{}a", self.region))
                 .send()
                 .await
                 .unwrap();
@@ -215,7 +228,7 @@ impl Aws {
             let instance = &run.instances()[0];
             let id = instance.instance_id().unwrap().to_string();
             let ip = instance.private_ip_address().unwrap().to_string();
-            let doc = json!({"instanceId": id, "region": REGION}).to_string();
+            let doc = json!({"instanceId": id, "region": self.region}).to_string();
             let ci = self
                 .ecs
                 .register_container_instance()

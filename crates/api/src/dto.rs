@@ -123,6 +123,12 @@ pub struct Endpoint {
     /// Metadata labels (`ecsdns.meta.*` docker labels, or the file's `labels`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub labels: BTreeMap<String, String>,
+    /// Its stable ordinal in a service with ordinals (`N` of `N.S.C.zone`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ordinal: Option<u32>,
+    /// `N.S.C.zone`, while DNS serves the task under its ordinal.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ordinal_name: Option<String>,
 }
 
 /// An endpoint's active check and its verdict.
@@ -211,6 +217,11 @@ impl Endpoint {
                 .iter()
                 .flat_map(|l| l.iter().map(|(k, v)| (k.to_string(), v.to_string())))
                 .collect(),
+            ordinal: t.ordinal,
+            ordinal_name: t
+                .ordinal
+                .filter(|_| view.served)
+                .map(|n| model::ordinal_fqdn(n, &snapshot.key.name, &snapshot.key.cluster, zone)),
         }
     }
 }

@@ -12,6 +12,9 @@
 //!   instead, and its TXT says so (`fallback=all`), as fail-open does for health.
 //! - **Revision names** `rev-N.S.C.zone`: the tasks of task definition revision N, e.g. the
 //!   canary's addresses during a deploy. They exist while a known task has that revision.
+//! - **Ordinal names** `N.S.C.zone` (services with stable ordinals): the task holding ordinal
+//!   N (`model::Task::ordinal`), while it is served; NODATA while its holder is not (yet)
+//!   served. The name exists while a known task holds the number.
 //! - **Subset names** `V.S.C.zone`: the tasks whose label `K` (declared with
 //!   `--subset-label K`) has the value `V`, e.g. `v2.web.prod.ecs.internal`. They exist while a
 //!   known task carries that value; an empty subset answers NODATA, never the whole service.
@@ -19,7 +22,8 @@
 //! Every name of a service stays under the service (no name shared between services), at the
 //! level of task names. A task's own name always wins: ECS task ids (32 hex digits, or a UUID)
 //! never look like these labels, and a static endpoint whose id equals one keeps its name.
-//! Then AZ names win over revision names, and revision names over subsets.
+//! Then ordinals win over AZ names, AZ names over revision names, and revision names over
+//! subsets.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,6 +45,8 @@ struct Member<'a> {
 /// What a group name selects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
+    /// The task holding one stable ordinal (a service with ordinals).
+    Ordinal,
     /// Tasks in one AZ.
     Az,
     /// Tasks of one task definition revision.
@@ -76,6 +82,7 @@ fn revision_of(task: &Task) -> Option<String> {
 /// The label of `task` that group `kind` compares with the group's name.
 fn key_of(task: &Task, kind: &Kind) -> Option<String> {
     match kind {
+        Kind::Ordinal => task.ordinal.map(|n| n.to_string()),
         Kind::Az => task.az.as_deref().and_then(label_of),
         Kind::Revision => revision_of(task),
         Kind::Subset(key) => task
@@ -103,7 +110,8 @@ impl<'a> Groups<'a> {
                 });
             }
         };
-        let mut kinds = Vec::new();
+        // Ordinals first: a number held now beats a subset value that happens to be one.
+        let mut kinds = vec![Kind::Ordinal];
         if !zone.az.no_az_names {
             kinds.push(Kind::Az);
             for az in zone.az.subnets.iter().filter_map(|(_, az)| label_of(az)) {
@@ -163,6 +171,7 @@ impl<'a> Groups<'a> {
                 preparer.group_records(names, &base, m.task, &m.name, &m.addresses, 0)?;
             }
             let what = match &group.kind {
+                Kind::Ordinal => format!("ordinal={label}"),
                 Kind::Az => format!("az={label}"),
                 Kind::Revision => format!("revision={}", label.trim_start_matches("rev-")),
                 Kind::Subset(key) => format!("label.{key}={label}"),

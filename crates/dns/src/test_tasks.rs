@@ -28,5 +28,6 @@ pub(crate) fn running(arn: String, service: &str, ip: Ipv4Addr, version: u64) ->
         started_at: None,
         check: None,
         labels: None,
+        ordinal: None,
     }
 }

@@ -33,15 +33,24 @@ fn health_missing(event: &TaskEvent, ctx: &dyn TaskContext) -> bool {
             .is_some_and(|td| td.health_checked)
 }
 
+/// One consumed queue.
+pub(crate) struct Queue {
+    /// Its URL.
+    pub(crate) url: String,
+    /// Its name in the watcher's status (`queue`, or `queue:CLUSTER` for a cluster's own).
+    pub(crate) source: String,
+}
+
 /// Consumes the queue until `stop` turns true.
 pub(crate) async fn consume(
     shared: Arc<Shared>,
     client: aws_sdk_sqs::Client,
-    queue_url: String,
+    queue: Queue,
     wait: Duration,
     sink: Sink,
     mut stop: watch::Receiver<bool>,
 ) {
+    let queue_url = queue.url;
     let mut poison_seen: HashSet<String> = HashSet::new();
     let mut failures: u32 = 0;
     loop {
@@ -61,12 +70,12 @@ pub(crate) async fn consume(
         let messages = match received {
             Ok(out) => {
                 failures = 0;
-                shared.status.queue_ok();
+                shared.status.queue_ok(&queue.source);
                 out.messages.unwrap_or_default()
             }
             Err(e) => {
                 failures += 1;
-                shared.status.queue_failed(&e.to_string());
+                shared.status.queue_failed(&queue.source, &e.to_string());
                 let pause = Duration::from_millis(250 * 2u64.pow(failures.min(7)));
                 tokio::select! {
                     _ = tokio::time::sleep(pause.min(Duration::from_secs(30))) => continue,
@@ -77,7 +86,7 @@ pub(crate) async fn consume(
         if messages.is_empty() {
             continue;
         }
-        record_lag(&shared, &messages);
+        record_lag(&shared, &queue.source, &messages);
         let mut updates = Vec::new();
         let mut done = Vec::new();
         let mut health: HashMap<String, Vec<String>> = HashMap::new();
@@ -118,7 +127,7 @@ pub(crate) async fn consume(
 }
 
 /// Records the queue's lag: the oldest message's wait, from SQS's `SentTimestamp`.
-fn record_lag(shared: &Shared, messages: &[aws_sdk_sqs::types::Message]) {
+fn record_lag(shared: &Shared, source: &str, messages: &[aws_sdk_sqs::types::Message]) {
     use std::sync::atomic::Ordering::Relaxed;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -132,6 +141,8 @@ fn record_lag(shared: &Shared, messages: &[aws_sdk_sqs::types::Message]) {
                 .ok()
         })
         .min();
+    let lag = oldest.map(|sent| now_ms.saturating_sub(sent));
+    shared.status.queue_messages(source, now_ms, lag);
     let counters = &shared.status.counters;
     counters.sqs_last_message_ms.store(now_ms, Relaxed);
     if let Some(sent) = oldest {

@@ -21,6 +21,11 @@ pub struct SourceState {
     pub tasks: usize,
     /// How long the last reconcile took (clusters only).
     pub duration: Option<Duration>,
+    /// How long the oldest message of the latest receive that returned any had waited
+    /// (queues only), in milliseconds.
+    pub lag_ms: Option<u64>,
+    /// When a receive last returned messages, milliseconds since the epoch (queues only).
+    pub last_message_ms: Option<u64>,
 }
 
 impl SourceState {
@@ -70,7 +75,8 @@ const POISON_KEPT: usize = 50;
 #[derive(Debug, Default)]
 pub struct WatchStatus {
     clusters: Mutex<BTreeMap<String, SourceState>>,
-    queue: Mutex<Option<SourceState>>,
+    /// Queues by source name: `queue` (the top-level one), `queue:CLUSTER` (a cluster's own).
+    queues: Mutex<BTreeMap<String, SourceState>>,
     poison: Mutex<std::collections::VecDeque<PoisonRecord>>,
     /// Counters.
     pub counters: WatchCounters,
@@ -81,8 +87,8 @@ impl WatchStatus {
         lock(&self.clusters).entry(label.to_string()).or_default();
     }
 
-    pub(crate) fn expect_queue(&self) {
-        *lock(&self.queue) = Some(SourceState::default());
+    pub(crate) fn expect_queue(&self, source: &str) {
+        lock(&self.queues).entry(source.to_string()).or_default();
     }
 
     pub(crate) fn cluster_ok(&self, label: &str, tasks: usize, took: Duration) {
@@ -101,6 +107,7 @@ impl WatchStatus {
             failures: 0,
             tasks,
             duration: Some(took),
+            ..SourceState::default()
         };
     }
 
@@ -121,24 +128,25 @@ impl WatchStatus {
         state.failures += 1;
     }
 
-    pub(crate) fn queue_ok(&self) {
+    pub(crate) fn queue_ok(&self, source: &str) {
         self.counters.sqs_receives.fetch_add(1, Ordering::Relaxed);
-        let mut q = lock(&self.queue);
-        let state = q.get_or_insert_with(SourceState::default);
+        let mut q = lock(&self.queues);
+        let state = q.entry(source.to_string()).or_default();
         if state.error.is_some() {
-            tracing::info!("event queue works again");
+            tracing::info!(queue = source, "event queue works again");
         }
         state.error = None;
         state.failures = 0;
         state.last_ok = Some(SystemTime::now());
     }
 
-    pub(crate) fn queue_failed(&self, error: &str) {
+    pub(crate) fn queue_failed(&self, source: &str, error: &str) {
         self.counters.sqs_errors.fetch_add(1, Ordering::Relaxed);
-        let mut q = lock(&self.queue);
-        let state = q.get_or_insert_with(SourceState::default);
+        let mut q = lock(&self.queues);
+        let state = q.entry(source.to_string()).or_default();
         if state.error.is_none() {
             tracing::warn!(
+                queue = source,
                 error,
                 "event queue failed; serving the last known state and retrying"
             );
@@ -169,9 +177,19 @@ impl WatchStatus {
         lock(&self.clusters).clone()
     }
 
-    /// The queue's state, when a queue is configured.
-    pub fn queue(&self) -> Option<SourceState> {
-        lock(&self.queue).clone()
+    /// A receive returned messages, the oldest `lag_ms` after it was sent.
+    pub(crate) fn queue_messages(&self, source: &str, now_ms: u64, lag_ms: Option<u64>) {
+        let mut q = lock(&self.queues);
+        let state = q.entry(source.to_string()).or_default();
+        state.last_message_ms = Some(now_ms);
+        if lag_ms.is_some() {
+            state.lag_ms = lag_ms;
+        }
+    }
+
+    /// Every queue's state, by source name (`queue`, `queue:CLUSTER`).
+    pub fn queues(&self) -> BTreeMap<String, SourceState> {
+        lock(&self.queues).clone()
     }
 
     /// Every cluster has been reconciled at least once.
@@ -182,8 +200,6 @@ impl WatchStatus {
     /// Something fails now (the state served may be stale).
     pub fn degraded(&self) -> bool {
         lock(&self.clusters).values().any(|s| s.error.is_some())
-            || lock(&self.queue)
-                .as_ref()
-                .is_some_and(|s| s.error.is_some())
+            || lock(&self.queues).values().any(|s| s.error.is_some())
     }
 }

@@ -243,6 +243,7 @@ pub(crate) fn task_update(event: &TaskEvent, cluster: &str, ctx: &dyn TaskContex
         started_at: event.started_at.as_deref().map(Arc::from),
         check: definition.as_ref().and_then(|d| d.check.clone()),
         labels: definition.as_ref().and_then(|d| d.labels.clone()),
+        ordinal: None,
     })
 }
 

@@ -26,6 +26,9 @@ pub struct ClusterConfig {
     pub label: String,
     /// Role to assume for this cluster's ECS/EC2 calls (another account, say).
     pub role_arn: Option<String>,
+    /// The cluster's own event queue (a queue in its region or account), consumed in the
+    /// cluster's region with its role. One consumer per distinct queue URL.
+    pub sqs_queue_url: Option<String>,
 }
 
 /// Watcher configuration.
@@ -79,19 +82,44 @@ pub(crate) struct Shared {
     pub(crate) reconcile_now: tokio::sync::Notify,
 }
 
+/// The pacers of one account in one region: ECS's and EC2's request quotas are per account
+/// and region, so clusters sharing both share these buckets, and a busy region never slows
+/// another's reconciles.
+pub struct RegionPacers {
+    /// The region.
+    pub region: String,
+    /// The account: the role's account for an assumed role, else `default` (the base
+    /// credentials').
+    pub account: String,
+    /// ECS calls.
+    pub ecs: Arc<Pacer>,
+    /// EC2 calls (container instance addresses).
+    pub ec2: Arc<Pacer>,
+}
+
 /// A running watcher.
 pub struct Watcher {
     /// Health of each source, for readiness and metrics.
     pub status: Arc<WatchStatus>,
     shared: Arc<Shared>,
-    /// ECS calls (all clusters share one bucket).
-    pub ecs_pacer: Arc<Pacer>,
-    /// EC2 calls (container instance addresses).
-    pub ec2_pacer: Arc<Pacer>,
+    /// One pair of pacers per (region, account) the clusters live in.
+    pub pacers: Vec<RegionPacers>,
+}
+
+/// The account id of a role ARN (`arn:PARTITION:iam::ACCOUNT:role/NAME`).
+fn role_account(role: &str) -> Option<&str> {
+    role.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// One queue to consume: its URL, its status name, and the SDK config it is called with.
+struct QueueSpec {
+    url: String,
+    source: String,
+    sdk: aws_config::SdkConfig,
 }
 
 impl Watcher {
-    /// Starts the reconcile loops and the queue consumer on `tasks`; they stop when `stop`
+    /// Starts the reconcile loops and the queue consumers on `tasks`; they stop when `stop`
     /// turns true.
     pub async fn start(
         config: WatchConfig,
@@ -100,19 +128,17 @@ impl Watcher {
         tasks: &mut JoinSet<()>,
     ) -> Result<Self, AwsError> {
         let base = load_config(&config.aws).await;
-        let ecs_pacer = Arc::new(Pacer::new(config.ecs_rate, config.ecs_burst, 5));
-        let ec2_pacer = Arc::new(Pacer::new(config.ecs_rate, config.ecs_burst, 5));
         let status = Arc::new(WatchStatus::default());
         let mut map = ClusterMap::default();
         let mut clusters = BTreeMap::new();
+        let mut pacers: BTreeMap<(String, String), RegionPacers> = BTreeMap::new();
+        let mut queues: Vec<QueueSpec> = Vec::new();
         for c in &config.clusters {
             // A cluster ARN names its region, and its calls go there; a bare name needs the
             // standard chain's region (there is no sensible default to guess).
-            let base = match (arn_region(&c.name), base.region()) {
-                (Some(r), current) if current.map(|c| c.as_ref()) != Some(r) => base
-                    .to_builder()
-                    .region(aws_config::Region::new(r.to_string()))
-                    .build(),
+            let region = match (arn_region(&c.name), base.region()) {
+                (Some(r), _) => r.to_string(),
+                (None, Some(r)) => r.to_string(),
                 (None, None) => {
                     return Err(AwsError::Other(format!(
                         "no AWS region for cluster {}: set --aws-region or AWS_REGION, a \
@@ -120,33 +146,71 @@ impl Watcher {
                         c.name
                     )));
                 }
-                _ => base.clone(),
+            };
+            let regional = if base.region().map(|r| r.as_ref()) == Some(region.as_str()) {
+                base.clone()
+            } else {
+                base.to_builder()
+                    .region(aws_config::Region::new(region.clone()))
+                    .build()
             };
             let sdk = match &c.role_arn {
-                Some(role) => assume_role(&base, role).await,
-                None => base.clone(),
+                Some(role) => assume_role(&regional, role).await,
+                None => regional,
             };
+            let account = c
+                .role_arn
+                .as_deref()
+                .map_or("default", |r| role_account(r).unwrap_or(r))
+                .to_string();
+            let pair = pacers
+                .entry((region.clone(), account.clone()))
+                .or_insert_with(|| RegionPacers {
+                    region: region.clone(),
+                    account,
+                    ecs: Arc::new(Pacer::new(config.ecs_rate, config.ecs_burst, 5)),
+                    ec2: Arc::new(Pacer::new(config.ecs_rate, config.ecs_burst, 5)),
+                });
+            let (ecs_pacer, ec2_pacer) = (Arc::clone(&pair.ecs), Arc::clone(&pair.ec2));
             let ecs = aws_sdk_ecs::Client::new(&sdk);
             let ec2 = aws_sdk_ec2::Client::new(&sdk);
             map.insert(&c.name, &c.label);
             status.expect_cluster(&c.label);
-            let lookups = Lookups::new(
-                &c.name,
-                ecs.clone(),
-                ec2,
-                Arc::clone(&ecs_pacer),
-                Arc::clone(&ec2_pacer),
-            );
+            let lookups =
+                Lookups::new(&c.name, ecs.clone(), ec2, Arc::clone(&ecs_pacer), ec2_pacer);
+            if let Some(url) = &c.sqs_queue_url
+                && !queues.iter().any(|q| q.url == *url)
+            {
+                queues.push(QueueSpec {
+                    url: url.clone(),
+                    source: format!("queue:{}", c.label),
+                    sdk: sdk.clone(),
+                });
+            }
             clusters.insert(
                 c.label.clone(),
                 ClusterWatch {
                     name: c.name.clone(),
                     label: c.label.clone(),
                     ecs,
-                    ecs_pacer: Arc::clone(&ecs_pacer),
+                    ecs_pacer,
                     lookups,
                 },
             );
+        }
+        if let Some(url) = &config.queue_url
+            && !queues.iter().any(|q| q.url == *url)
+        {
+            if queue_region(url).is_none() && base.region().is_none() {
+                return Err(AwsError::Other(format!(
+                    "no AWS region for the queue {url}: set --aws-region or AWS_REGION"
+                )));
+            }
+            queues.push(QueueSpec {
+                url: url.clone(),
+                source: "queue".to_string(),
+                sdk: base.clone(),
+            });
         }
         let shared = Arc::new(Shared {
             decoder: Decoder::new(map),
@@ -163,41 +227,41 @@ impl Watcher {
                 stop.clone(),
             ));
         }
-        if let Some(url) = config.queue_url.clone() {
-            status.expect_queue();
-            let wait = config.queue_wait.min(Duration::from_secs(20));
-            // A long poll holds the call open for `wait`: the attempt timeout must cover it,
-            // or every poll of an idle queue fails and backs off (up to 30 s) instead of
-            // returning empty, and the next event waits for the back-off.
-            let call = config.aws.call_timeout.unwrap_or(Duration::from_secs(10));
+        let wait = config.queue_wait.min(Duration::from_secs(20));
+        // A long poll holds the call open for `wait`: the attempt timeout must cover it,
+        // or every poll of an idle queue fails and backs off (up to 30 s) instead of
+        // returning empty, and the next event waits for the back-off.
+        let call = config.aws.call_timeout.unwrap_or(Duration::from_secs(10));
+        for q in queues {
+            status.expect_queue(&q.source);
             let timeouts = aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
                 .operation_attempt_timeout(wait + call)
                 .connect_timeout(Duration::from_secs(3))
                 .build();
-            let mut sqs_config = aws_sdk_sqs::config::Builder::from(&base).timeout_config(timeouts);
-            if let Some(region) = queue_region(&url) {
+            let mut sqs_config =
+                aws_sdk_sqs::config::Builder::from(&q.sdk).timeout_config(timeouts);
+            // A queue URL of AWS's names its region; another host (a local endpoint, a VPC
+            // endpoint) is called in the region of the config it came with.
+            if let Some(region) = queue_region(&q.url) {
                 sqs_config = sqs_config.region(aws_config::Region::new(region.to_string()));
-            } else if base.region().is_none() {
-                return Err(AwsError::Other(format!(
-                    "no AWS region for the queue {url}: set --aws-region or AWS_REGION"
-                )));
             }
-            let sqs_config = sqs_config.build();
-            let client = aws_sdk_sqs::Client::from_conf(sqs_config);
+            let client = aws_sdk_sqs::Client::from_conf(sqs_config.build());
             tasks.spawn(sqs::consume(
                 Arc::clone(&shared),
                 client,
-                url,
+                sqs::Queue {
+                    url: q.url,
+                    source: q.source,
+                },
                 wait,
-                sink,
-                stop,
+                sink.clone(),
+                stop.clone(),
             ));
         }
         Ok(Self {
             status,
             shared,
-            ecs_pacer,
-            ec2_pacer,
+            pacers: pacers.into_values().collect(),
         })
     }
 
@@ -301,6 +365,10 @@ mod region_tests {
             Some("eu-west-1")
         );
         assert_eq!(arn_region("prod"), None);
+        assert_eq!(
+            role_account("arn:aws:iam::111111111111:role/ecsdns-reader"),
+            Some("111111111111")
+        );
         assert_eq!(arn_region("arn:aws:sqs:eu-west-1:1:q"), None);
         assert_eq!(
             queue_region("https://sqs.ap-south-1.amazonaws.com/111122223333/events"),

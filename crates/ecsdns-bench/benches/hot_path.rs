@@ -39,6 +39,7 @@ fn task(s: usize, t: usize, version: u64) -> Task {
         started_at: None,
         check: None,
         labels: None,
+        ordinal: None,
     }
 }
 

@@ -42,6 +42,7 @@ fn task(service: usize, slot: usize, version: u64) -> Task {
         started_at: None,
         check: None,
         labels: None,
+        ordinal: None,
     }
 }
 

@@ -52,6 +52,7 @@ impl App {
     pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
         let registry = Arc::new(Registry::new(RegistryConfig {
             fail_open: settings.fail_open,
+            ordinals: crate::zone::ordinal_services(settings)?,
             ..RegistryConfig::default()
         }));
         let table = Arc::new(AnswerTable::new(crate::zone::zone_config(settings)?)?);
@@ -159,8 +160,16 @@ impl App {
                 ecs_burst: (settings.ecs.api_rate * 2.0).max(1.0),
                 ..Default::default()
             };
-            if settings.ecs.sqs_queue_url.is_none() {
+            let unqueued: Vec<&str> = settings
+                .ecs
+                .clusters
+                .iter()
+                .filter(|c| c.sqs_queue_url.is_none())
+                .map(|c| c.label.as_str())
+                .collect();
+            if settings.ecs.sqs_queue_url.is_none() && !unqueued.is_empty() {
                 tracing::warn!(
+                    clusters = ?unqueued,
                     reconcile_interval = ?settings.ecs.reconcile_interval,
                     "no SQS queue (--sqs-queue-url): ECS changes reach DNS only at the next \
                      reconcile, up to one reconcile interval late; stopping tasks stay in DNS \

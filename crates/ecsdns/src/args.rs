@@ -277,10 +277,11 @@ pub struct ServeArgs {
     /// How often the state file is rewritten [default: 30s].
     #[arg(long, value_parser = parse_duration)]
     pub state_interval: Option<Duration>,
-    /// ECS cluster to watch, as NAME or ARN, optionally =ALIAS for its DNS label (repeatable).
+    /// ECS cluster to watch, as NAME or ARN, optionally =ALIAS for its DNS label, then
+    /// `;role=ARN` (another account's) and `;queue=URL` (its own event queue) (repeatable).
     #[arg(
         long = "cluster",
-        value_name = "NAME[=ALIAS]",
+        value_name = "NAME[=ALIAS][;role=ARN][;queue=URL]",
         env = "ECSDNS_CLUSTERS",
         value_delimiter = ','
     )]

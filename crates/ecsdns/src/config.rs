@@ -77,6 +77,9 @@ pub struct ClusterFile {
     pub alias: Option<String>,
     /// Role to assume for this cluster.
     pub role_arn: Option<String>,
+    /// This cluster's event queue (its region's, or its account's), called in the cluster's
+    /// region with the cluster's role.
+    pub sqs_queue_url: Option<String>,
 }
 
 /// `[dns]` section.
@@ -128,6 +131,9 @@ pub struct DnsFile {
     /// Labels whose values name subsets (`V.S.C.zone`).
     #[serde(default)]
     pub subset_labels: Vec<String>,
+    /// Services (`service.cluster`) whose tasks get stable ordinals (`N.S.C.zone`).
+    #[serde(default)]
+    pub ordinals: Vec<String>,
     /// Revision names (`rev-N.S.C.zone`); `false` serves none.
     pub revision_names: Option<bool>,
     /// Client prefixes allowed to transfer the zone.
@@ -195,6 +201,8 @@ pub struct Settings {
     pub az_names: bool,
     /// Labels whose values name subsets.
     pub subset_labels: Vec<String>,
+    /// Services (`service.cluster`) with stable ordinals.
+    pub ordinals: Vec<String>,
     /// Whether revision names are served.
     pub revision_names: bool,
     /// Client prefixes allowed to transfer the zone.
@@ -268,6 +276,7 @@ impl Default for Settings {
             client_subnet_trusted: Vec::new(),
             az_names: true,
             subset_labels: Vec::new(),
+            ordinals: Vec::new(),
             revision_names: true,
             allow_transfer: Vec::new(),
             tsig_key_file: None,
@@ -362,6 +371,7 @@ impl Settings {
             self.az_names = on;
         }
         self.subset_labels.extend(d.subset_labels);
+        self.ordinals.extend(d.ordinals);
         if let Some(on) = d.revision_names {
             self.revision_names = on;
         }
@@ -410,9 +420,12 @@ impl Settings {
         }
         let e = file.ecs;
         for c in e.clusters {
-            self.ecs
-                .clusters
-                .push(cluster(&c.name, c.alias.as_deref(), c.role_arn)?);
+            self.ecs.clusters.push(cluster(
+                &c.name,
+                c.alias.as_deref(),
+                c.role_arn,
+                c.sqs_queue_url,
+            )?);
         }
         if e.sqs_queue_url.is_some() {
             self.ecs.sqs_queue_url = e.sqs_queue_url;

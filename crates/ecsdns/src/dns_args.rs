@@ -73,6 +73,10 @@ pub struct DnsArgs {
     /// `v2.S.C.zone` for the tasks labelled `version=v2` (repeatable).
     #[arg(long = "subset-label", value_name = "KEY")]
     pub subset_labels: Vec<String>,
+    /// A service whose tasks get stable ordinals, SERVICE.CLUSTER (repeatable): `0.S.C.zone`,
+    /// `1.S.C.zone`, ..., each number kept by its task and reused, lowest first, by replacements.
+    #[arg(long = "ordinals", value_name = "SERVICE.CLUSTER")]
+    pub ordinals: Vec<String>,
     /// Serve no revision names (`rev-N.S.C.zone`, the tasks of task definition revision N).
     #[arg(long, env = "ECSDNS_NO_REVISION_NAMES")]
     pub no_revision_names: bool,
@@ -155,6 +159,7 @@ impl DnsArgs {
             s.az_names = false;
         }
         s.subset_labels.extend(self.subset_labels.iter().cloned());
+        s.ordinals.extend(self.ordinals.iter().cloned());
         if self.no_revision_names {
             s.revision_names = false;
         }

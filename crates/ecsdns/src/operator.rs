@@ -115,13 +115,11 @@ impl api::Operator for AppOperator {
             }
             // The queue does not gate readiness: reconcile is the initial sync, the queue only
             // keeps it fresh between reconciles.
-            if let Some(q) = w.status.queue() {
-                let mut queue = status("queue".into(), &q, show_errors);
-                let c = &w.status.counters;
-                let last = c.sqs_last_message_ms.load(Ordering::Relaxed);
+            for (name, q) in w.status.queues() {
+                let mut queue = status(name, &q, show_errors);
                 queue.tasks = None;
-                if last > 0 {
-                    queue.lag_ms = Some(c.sqs_lag_ms.load(Ordering::Relaxed));
+                if let Some(last) = q.last_message_ms {
+                    queue.lag_ms = q.lag_ms;
                     let now = SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .map_or(0, |d| d.as_millis() as u64);

@@ -120,6 +120,7 @@ mod tests {
             started_at: None,
             check: Some(Arc::new(model::Check::parse("tcp:80").unwrap())),
             labels: Some(Arc::new(model::Labels::new([("version", "v2")]).unwrap())),
+            ordinal: Some(2),
         })
     }
 

@@ -108,6 +108,27 @@ pub fn zone_config(settings: &Settings) -> anyhow::Result<ZoneConfig> {
 
 /// Checks that a per-service key is `SERVICE.CLUSTER`; `what` names the setting, `example`
 /// shows one.
+/// The services with stable ordinals, as registry keys.
+pub fn ordinal_services(
+    settings: &Settings,
+) -> anyhow::Result<std::collections::BTreeSet<model::ServiceKey>> {
+    settings
+        .ordinals
+        .iter()
+        .map(|name| {
+            service_key(name, "--ordinals / [dns] ordinals", "db.prod")?;
+            let (service, cluster) = name.split_once('.').unwrap_or_default();
+            let label = |l: &str| {
+                model::dns_label(l).with_context(|| format!("--ordinals / [dns] ordinals {name:?}"))
+            };
+            Ok(model::ServiceKey {
+                cluster: label(cluster)?,
+                name: label(service)?,
+            })
+        })
+        .collect()
+}
+
 fn service_key(name: &str, what: &str, example: &str) -> anyhow::Result<()> {
     match name.split_once('.') {
         Some((service, cluster))

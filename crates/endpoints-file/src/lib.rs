@@ -390,6 +390,7 @@ fn add_service(svc: ServiceDef, tasks: &mut Vec<Task>, names: &mut Names) -> Res
             started_at: None,
             check: check.clone(),
             labels,
+            ordinal: None,
         });
     }
     Ok(())

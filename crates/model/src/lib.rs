@@ -12,7 +12,9 @@ mod task;
 
 pub use check::{Check, CheckError, CheckKind, CheckPort, CheckState};
 pub use labels::{LabelError, Labels, MAX_VALUE as MAX_LABEL_VALUE, META_PREFIX};
-pub use naming::{NameError, dns_label, port_label, service_fqdn, task_fqdn, task_label};
+pub use naming::{
+    NameError, dns_label, ordinal_fqdn, port_label, service_fqdn, task_fqdn, task_label,
+};
 pub use task::{
     ContainerInstance, Health, InstanceStatus, Port, Protocol, ServiceKey, Task, TaskGroup,
     TaskStatus, Update,

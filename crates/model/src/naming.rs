@@ -78,6 +78,12 @@ pub fn task_fqdn(task_label: &str, service: &str, cluster: &str, zone: &str) -> 
     format!("{task_label}.{}", service_fqdn(service, cluster, zone))
 }
 
+/// `N.S.C.zone`: the name of the task holding ordinal `N` in a service with stable ordinals.
+/// A bare number is never an ECS task id (32 hex digits or a UUID), so it cannot shadow one.
+pub fn ordinal_fqdn(ordinal: u32, service: &str, cluster: &str, zone: &str) -> String {
+    format!("{ordinal}.{}", service_fqdn(service, cluster, zone))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +100,10 @@ mod tests {
         assert_eq!(
             task_fqdn("0a1b", "web", "prod", "ecs.internal"),
             "0a1b.web.prod.ecs.internal"
+        );
+        assert_eq!(
+            ordinal_fqdn(3, "db", "prod", "ecs.internal"),
+            "3.db.prod.ecs.internal"
         );
     }
 

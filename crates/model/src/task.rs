@@ -220,6 +220,12 @@ pub struct Task {
     /// Metadata labels, shared by the tasks of one definition (`None`: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Arc<crate::Labels>>,
+    /// The task's stable ordinal within its service (`N.S.C.zone`), for services that opt in.
+    /// Assigned by the registry, never by a source: sources leave it `None`, the registry
+    /// stamps the lowest free number on a task that is not on its way out and keeps it across
+    /// the task's updates; a task restored from the warm-restart file carries its ordinal back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordinal: Option<u32>,
 }
 
 impl Task {
@@ -373,6 +379,7 @@ mod tests {
             started_at: None,
             check: None,
             labels: None,
+            ordinal: None,
         }
     }
 

@@ -32,6 +32,11 @@ pub struct RegistryConfig {
     pub fail_open: bool,
     /// How many (generation, service) changes the feed keeps for incremental readers.
     pub journal_len: usize,
+    /// Services whose tasks get stable ordinals (`N.S.C.zone`, [`model::Task::ordinal`]): the
+    /// lowest number no other task of the service holds, kept while the task is not on its way
+    /// out, then free for its replacement. Opt-in, because an ordinal means something only to
+    /// a service that treats its tasks as members (a quorum, shards), not to a stateless one.
+    pub ordinals: std::collections::BTreeSet<ServiceKey>,
 }
 
 impl Default for RegistryConfig {
@@ -39,6 +44,7 @@ impl Default for RegistryConfig {
         Self {
             fail_open: true,
             journal_len: 65_536,
+            ordinals: std::collections::BTreeSet::new(),
         }
     }
 }
@@ -120,9 +126,10 @@ pub struct Registry {
 impl Registry {
     /// An empty registry at generation 0.
     pub fn new(config: RegistryConfig) -> Self {
+        let state = Mutex::new(State::new(config.ordinals.clone()));
         Self {
             config,
-            state: Mutex::new(State::default()),
+            state,
             services: DashMap::with_hasher(ahash::RandomState::new()),
             journal: Mutex::new(Journal::default()),
             generation: watch::Sender::new(0),

@@ -62,7 +62,6 @@ pub(crate) struct Member {
     pub(crate) check: Option<CheckState>,
 }
 
-#[derive(Default)]
 pub(crate) struct State {
     tasks: HashMap<Arn, Entry>,
     /// Tasks by where they are filed, holding the tasks themselves so a snapshot is built
@@ -75,6 +74,9 @@ pub(crate) struct State {
     checks: HashMap<Arn, CheckState>,
     seq: u64,
     live: usize,
+    /// Services with stable ordinals, and who holds each of their ordinals.
+    ordinal_services: std::collections::BTreeSet<ServiceKey>,
+    ordinals: HashMap<ServiceKey, BTreeMap<u32, Arn>>,
 }
 
 enum Verdict {
@@ -83,7 +85,74 @@ enum Verdict {
     Stale,
 }
 
+/// Whether a task keeps (or may take) an ordinal: it is not on its way out. A replacement that is
+/// still starting holds its number already, so it answers under it the moment it is served.
+fn holds_ordinal(task: &Task) -> bool {
+    task.desired_status == model::TaskStatus::Running
+        && task.last_status != model::TaskStatus::Stopped
+}
+
 impl State {
+    pub(crate) fn new(ordinal_services: std::collections::BTreeSet<ServiceKey>) -> Self {
+        Self {
+            tasks: HashMap::default(),
+            members: HashMap::default(),
+            instances: HashMap::default(),
+            tasks_on_instance: HashMap::default(),
+            listing_begin: HashMap::default(),
+            checks: HashMap::default(),
+            seq: 0,
+            live: 0,
+            ordinal_services,
+            ordinals: HashMap::default(),
+        }
+    }
+
+    /// Gives `task` its ordinal before it is stored: the one it arrives with (a restored task)
+    /// or held before (`previous`), if no other task holds it now; otherwise the lowest free
+    /// one. A task on its way out, or in a service without ordinals, gets none and frees its
+    /// number. Never two tasks on one number.
+    fn stamp_ordinal(&mut self, task: &mut Task, previous: Option<u32>) {
+        let wanted = task.ordinal.or(previous);
+        task.ordinal = None;
+        let key = match filing(task) {
+            Filing::Served(key) if self.ordinal_services.contains(&key) => key,
+            _ => return,
+        };
+        let held = self.ordinals.entry(key.clone()).or_default();
+        if let Some(n) = previous
+            && held.get(&n).is_some_and(|a| **a == *task.arn)
+        {
+            held.remove(&n);
+        }
+        if holds_ordinal(task) {
+            let n = match wanted {
+                Some(n) if !held.contains_key(&n) => n,
+                _ => (0..).find(|n| !held.contains_key(n)).unwrap_or(u32::MAX),
+            };
+            held.insert(n, Arc::clone(&task.arn));
+            task.ordinal = Some(n);
+        }
+        if held.is_empty() {
+            self.ordinals.remove(&key);
+        }
+    }
+
+    /// Frees the ordinal a stored task held (it is removed or filed elsewhere).
+    fn free_ordinal(&mut self, old: &Task) {
+        let (Some(n), Filing::Served(key)) = (old.ordinal, filing(old)) else {
+            return;
+        };
+        if let Some(held) = self.ordinals.get_mut(&key) {
+            if held.get(&n).is_some_and(|a| **a == *old.arn) {
+                held.remove(&n);
+            }
+            if held.is_empty() {
+                self.ordinals.remove(&key);
+            }
+        }
+    }
+
     pub(crate) fn apply(
         &mut self,
         update: Update,
@@ -177,13 +246,16 @@ impl State {
         }
         // The common case, a new state of a task filed where it was: no index changes.
         let seq = self.seq;
-        if let Some(entry) = self.tasks.get_mut(&*task.arn)
-            && let Some(old) = &entry.task
-            && old.cluster == task.cluster
-            && old.group == task.group
-            && old.container_instance == task.container_instance
-        {
+        let old = self.tasks.get(&*task.arn).and_then(|e| e.task.as_ref());
+        let previous = old.and_then(|o| o.ordinal);
+        let same_place = old.is_some_and(|old| {
+            old.cluster == task.cluster
+                && old.group == task.group
+                && old.container_instance == task.container_instance
+        });
+        if same_place {
             let file = filing(&task);
+            self.stamp_ordinal(&mut task, previous);
             let task = Arc::new(task);
             if let Some(slot) = self
                 .members
@@ -195,15 +267,19 @@ impl State {
             if let Filing::Served(key) = file {
                 dirty.insert(key);
             }
-            *entry = Entry {
-                version: task.version,
-                task: Some(task),
-                changed_seq: seq,
-                removed_at: None,
-            };
+            if let Some(entry) = self.tasks.get_mut(&*task.arn) {
+                *entry = Entry {
+                    version: task.version,
+                    task: Some(task),
+                    changed_seq: seq,
+                    removed_at: None,
+                };
+            }
             return;
         }
         self.unfile(&task.arn, dirty);
+        // Refiled within its service (a new container instance, say): it keeps its number.
+        self.stamp_ordinal(&mut task, previous);
         let arn: Arn = Arc::clone(&task.arn);
         let file = filing(&task);
         if let Filing::Served(key) = &file
@@ -257,6 +333,7 @@ impl State {
             return;
         };
         self.live -= 1;
+        self.free_ordinal(&old);
         let file = filing(&old);
         if let Some(set) = self.members.get_mut(&file) {
             set.remove(arn);
@@ -289,9 +366,6 @@ impl State {
         // Without a marker the listing is taken as of now: everything unlisted goes.
         let begin = self.listing_begin.remove(&cluster).unwrap_or(self.seq);
         let listed: HashSet<Arn> = tasks.iter().map(|t| Arc::clone(&t.arn)).collect();
-        for task in tasks.into_iter().filter(|t| *t.cluster == *cluster) {
-            self.upsert(task, counters, dirty, true);
-        }
         // A scan of every task, once per listing (a minute apart), instead of a per-cluster
         // index that every update would maintain and that costs memory per task.
         let missing: Vec<(Arn, u64)> = self
@@ -307,6 +381,11 @@ impl State {
         for (arn, version) in missing {
             self.remove(&arn, version, now, dirty);
             counters.reset_removed.fetch_add(1, Ordering::Relaxed);
+        }
+        // Listed tasks after the removals (none of them is among those): a replacement listed
+        // with the task it replaced takes the number that task freed.
+        for task in tasks.into_iter().filter(|t| *t.cluster == *cluster) {
+            self.upsert(task, counters, dirty, true);
         }
     }
 

@@ -22,6 +22,7 @@ fn task(id: &str, group: &str, version: u64) -> Task {
         started_at: None,
         check: None,
         labels: None,
+        ordinal: None,
     }
 }
 
@@ -329,5 +330,126 @@ proptest! {
             got.apply_batch(chunk.to_vec());
         }
         prop_assert_eq!(final_state(&got), final_state(&expected));
+    }
+}
+
+fn ordinals(r: &Registry, name: &str) -> Vec<(String, Option<u32>)> {
+    let mut v: Vec<_> = r
+        .service(&key(name))
+        .map(|s| {
+            s.tasks
+                .iter()
+                .map(|t| (t.task.id().to_string(), t.task.ordinal))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn stable_ordinals_are_reused_in_order_and_never_shared() {
+    let r = Registry::new(RegistryConfig {
+        ordinals: [key("db")].into_iter().collect(),
+        ..Default::default()
+    });
+    for id in ["a", "b", "c"] {
+        r.apply(Update::Upsert(task(id, "service:db", 1)));
+    }
+    r.apply(Update::Upsert(task("w", "service:web", 1)));
+    assert_eq!(
+        ordinals(&r, "db"),
+        vec![
+            ("a".into(), Some(0)),
+            ("b".into(), Some(1)),
+            ("c".into(), Some(2))
+        ]
+    );
+    assert_eq!(ordinals(&r, "web"), vec![("w".into(), None)], "opt-in only");
+    // A health change keeps the number.
+    let mut b = task("b", "service:db", 2);
+    b.health = Health::Unhealthy;
+    b.health_checked = true;
+    r.apply(Update::Upsert(b));
+    assert_eq!(ordinals(&r, "db")[1], ("b".into(), Some(1)));
+    // ECS starts stopping a: its number is free for the replacement at once, and a second
+    // replacement takes the next free one, never a held one.
+    let mut a = task("a", "service:db", 2);
+    a.desired_status = TaskStatus::Stopped;
+    r.apply(Update::Upsert(a));
+    let mut d = task("d", "service:db", 1);
+    d.last_status = TaskStatus::Other("PROVISIONING".into());
+    r.apply(Update::Upsert(d));
+    r.apply(Update::Upsert(task("e", "service:db", 1)));
+    assert_eq!(
+        ordinals(&r, "db"),
+        vec![
+            ("a".into(), None),
+            ("b".into(), Some(1)),
+            ("c".into(), Some(2)),
+            ("d".into(), Some(0)),
+            ("e".into(), Some(3)),
+        ]
+    );
+    // The stopped task's late events cannot take a number back.
+    r.apply(Update::Remove {
+        arn: task("a", "", 0).arn.to_string(),
+        version: 3,
+    });
+    r.apply(Update::Remove {
+        arn: task("c", "", 0).arn.to_string(),
+        version: 2,
+    });
+    r.apply(Update::Upsert(task("f", "service:db", 1)));
+    assert_eq!(ordinals(&r, "db")[3], ("f".into(), Some(2)), "lowest free");
+    // A restored task asks for its number back: granted when free, else the lowest free.
+    let mut g = task("g", "service:db", 1);
+    g.ordinal = Some(7);
+    r.apply(Update::Upsert(g));
+    let mut h = task("h", "service:db", 1);
+    h.ordinal = Some(7);
+    r.apply(Update::Upsert(h));
+    let all = ordinals(&r, "db");
+    assert!(all.contains(&("g".into(), Some(7))), "{all:?}");
+    assert!(all.contains(&("h".into(), Some(4))), "{all:?}");
+    let held: Vec<u32> = all.iter().filter_map(|(_, n)| *n).collect();
+    let unique: std::collections::BTreeSet<u32> = held.iter().copied().collect();
+    assert_eq!(held.len(), unique.len(), "never two tasks on one number");
+}
+
+proptest! {
+    /// Whatever order tasks start, stop and restart in, live tasks hold distinct ordinals, every
+    /// task not on its way out holds one, and numbers are handed out lowest first.
+    #[test]
+    fn ordinals_stay_unique_under_churn(ops in proptest::collection::vec((0u8..8, any::<bool>()), 1..200)) {
+        let r = Registry::new(RegistryConfig {
+            ordinals: [key("db")].into_iter().collect(),
+            ..Default::default()
+        });
+        let mut versions = [0u64; 8];
+        for (id, start) in ops {
+            let i = usize::from(id);
+            versions[i] += 1;
+            let name = format!("t{id}");
+            if start {
+                r.apply(Update::Upsert(task(&name, "service:db", versions[i])));
+            } else {
+                let mut t = task(&name, "service:db", versions[i]);
+                t.desired_status = TaskStatus::Stopped;
+                r.apply(Update::Upsert(t));
+            }
+            let all = ordinals(&r, "db");
+            let held: Vec<u32> = all.iter().filter_map(|(_, n)| *n).collect();
+            let unique: std::collections::BTreeSet<u32> = held.iter().copied().collect();
+            prop_assert_eq!(held.len(), unique.len());
+            // Every task not on its way out holds one; the stopping ones hold none.
+            let snap = r.service(&key("db")).unwrap();
+            for v in snap.tasks.iter() {
+                let running = v.task.desired_status == TaskStatus::Running;
+                prop_assert_eq!(v.task.ordinal.is_some(), running, "{:?}", all);
+            }
+            // Numbers are handed out lowest first: no more numbers than tasks ever held one.
+            prop_assert!(held.iter().all(|n| (*n as usize) < 8), "{:?}", all);
+        }
     }
 }

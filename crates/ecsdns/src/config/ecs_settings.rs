@@ -31,20 +31,35 @@ impl Default for EcsSettings {
     }
 }
 
-/// Parses `NAME[=ALIAS]` into a watched cluster; the label is the alias or the name,
-/// lower-cased, and must be a DNS label.
+/// Parses `NAME[=ALIAS][;role=ARN][;queue=URL]` into a watched cluster; the label is the alias
+/// or the name, lower-cased, and must be a DNS label. `role` and `queue` are the file's
+/// `role_arn` and `sqs_queue_url`, for the environment (`ECSDNS_CLUSTERS`) of a container that
+/// has no config file: a cluster of another account or region, with its own queue.
 pub fn parse_cluster(spec: &str) -> anyhow::Result<ecs::ClusterConfig> {
-    let (name, alias) = match spec.split_once('=') {
+    let mut parts = spec.split(';');
+    let head = parts.next().unwrap_or_default();
+    let (name, alias) = match head.split_once('=') {
         Some((n, a)) => (n.trim(), Some(a.trim())),
-        None => (spec.trim(), None),
+        None => (head.trim(), None),
     };
-    cluster(name, alias, None)
+    let (mut role, mut queue) = (None, None);
+    for part in parts {
+        match part.trim().split_once('=') {
+            Some(("role", v)) if role.is_none() && !v.is_empty() => role = Some(v.to_string()),
+            Some(("queue", v)) if queue.is_none() && !v.is_empty() => queue = Some(v.to_string()),
+            _ => {
+                bail!("cluster {spec:?}: {part:?} is not role=ARN or queue=URL (each at most once)")
+            }
+        }
+    }
+    cluster(name, alias, role, queue)
 }
 
 pub(super) fn cluster(
     name: &str,
     alias: Option<&str>,
     role_arn: Option<String>,
+    sqs_queue_url: Option<String>,
 ) -> anyhow::Result<ecs::ClusterConfig> {
     if name.is_empty() {
         bail!("empty cluster name");
@@ -57,5 +72,6 @@ pub(super) fn cluster(
         name: name.to_string(),
         label,
         role_arn,
+        sqs_queue_url,
     })
 }

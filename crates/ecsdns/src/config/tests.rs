@@ -67,6 +67,24 @@ fn clusters_and_aliases() {
     let c = parse_cluster("arn:aws:ecs:us-east-1:1:cluster/big").unwrap();
     assert_eq!(c.label, "big");
     assert!(parse_cluster("x=not a label").is_err());
+    let c = parse_cluster(
+        "arn:aws:ecs:eu-west-1:111111111111:cluster/pay=pay;role=arn:aws:iam::111111111111:role/r;\
+         queue=https://sqs.eu-west-1.amazonaws.com/111111111111/q",
+    )
+    .unwrap();
+    assert_eq!(c.label, "pay");
+    assert_eq!(
+        c.role_arn.as_deref(),
+        Some("arn:aws:iam::111111111111:role/r")
+    );
+    assert_eq!(
+        c.sqs_queue_url.as_deref(),
+        Some("https://sqs.eu-west-1.amazonaws.com/111111111111/q")
+    );
+    let err = parse_cluster("prod;region=eu-west-1")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("role=ARN or queue=URL"), "{err}");
     assert!(parse_cluster("").is_err());
     let file: FileConfig = toml::from_str(
         r#"

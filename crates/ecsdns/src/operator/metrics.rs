@@ -251,15 +251,34 @@ pub(super) fn watcher_metrics(w: &ecs::Watcher, e: &mut Exposition) {
             "AWS API calls that were throttled.",
         ),
     ] {
-        e.family(name, help, Kind::Counter);
-        for (service, pacer) in [("ecs", &w.ecs_pacer), ("ec2", &w.ec2_pacer)] {
-            let s = &pacer.stats;
-            let n = match name {
+        let read = |p: &ecs::pacer::Pacer| {
+            let s = &p.stats;
+            match name {
                 "ecsdns_aws_calls_total" => s.calls.load(Relaxed),
                 "ecsdns_aws_errors_total" => s.errors.load(Relaxed),
                 _ => s.throttled.load(Relaxed),
+            }
+        };
+        // The sum over regions and accounts, then each (region, account)'s own buckets:
+        // quotas are per account and region, so that is where throttling is read.
+        e.family(name, help, Kind::Counter);
+        for service in ["ecs", "ec2"] {
+            let pick = |p: &ecs::watcher::RegionPacers| {
+                read(if service == "ecs" { &p.ecs } else { &p.ec2 })
             };
-            e.sample(name, &[("service", service)], n as f64);
+            let total: u64 = w.pacers.iter().map(pick).sum();
+            e.sample(name, &[("service", service)], total as f64);
+            for p in &w.pacers {
+                e.sample(
+                    name,
+                    &[
+                        ("service", service),
+                        ("region", &p.region),
+                        ("account", &p.account),
+                    ],
+                    pick(p) as f64,
+                );
+            }
         }
     }
     let (task_defs, hosts) = w.lookup_failures();
