@@ -40,6 +40,7 @@ pub fn task(id: &str, service: &str, ip: &str, version: u64, health: Health) -> 
         check: None,
         labels: None,
         ordinal: None,
+        service_connect: None,
     }
 }
 

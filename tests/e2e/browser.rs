@@ -31,9 +31,18 @@ fn dashboard_renders_the_demo_and_follows_churn() {
             "return [...document.querySelectorAll('#services tr')].map(r => r.dataset.service)",
         )
     };
-    eventually(WAIT, "the demo's four services in the page", || {
-        (rows() == serde_json::json!(["demo/api", "demo/etl", "demo/fleet", "demo/web"]))
-            .then_some(())
+    // Four services and api's two Service Connect names.
+    eventually(WAIT, "the demo's names in the page", || {
+        (rows()
+            == serde_json::json!([
+                "demo/api",
+                "demo/api-grpc",
+                "demo/backend",
+                "demo/etl",
+                "demo/fleet",
+                "demo/web"
+            ]))
+        .then_some(())
     });
     eventually(WAIT, "the live stream connected", || {
         (browser.eval("return document.getElementById('status').textContent") == "live")

@@ -384,3 +384,45 @@ fn subsets_by_label_and_revision() {
         "{out}"
     );
 }
+
+/// The demo's `api` uses Service Connect: its names list api's tasks, SRV on each task's
+/// dynamic `grpc` host port (the service's primary port is `http`), and TXT says whose they are.
+#[test]
+fn demo_serves_service_connect_names() {
+    let demo = Process::start(&["demo", "--dns-addr", "127.0.0.1:0", "--no-churn"]);
+    let api = demo.api.unwrap();
+    let body = testkit::http::get(&format!("http://{api}/v1/services/demo/api")).json();
+    // (task id, grpc host port) of each api task.
+    let grpc: Vec<(String, u64)> = body["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let port = e["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "grpc")
+                .unwrap()["port"]
+                .as_u64()
+                .unwrap();
+            (e["taskId"].as_str().unwrap().to_string(), port)
+        })
+        .collect();
+    assert_eq!(grpc.len(), 2, "{body}");
+    for name in ["backend.demo.ecs.internal", "api-grpc.demo.ecs.internal"] {
+        let srv: BTreeSet<String> = dig(demo.dns, &["+short", name, "SRV"])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let want: BTreeSet<String> = grpc
+            .iter()
+            .map(|(id, port)| format!("0 1 {port} {id}.{name}."))
+            .collect();
+        assert_eq!(srv, want, "{name}");
+    }
+    assert_eq!(
+        dig(demo.dns, &["+short", "backend.demo.ecs.internal", "TXT"]).trim(),
+        "\"service-connect=api\" \"port=grpc\" \"client-port=9090\""
+    );
+}

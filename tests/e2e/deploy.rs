@@ -47,6 +47,7 @@ fn cloudformation_template_passes_cfn_lint() {
         "ecs:ListTasks",
         "ecs:DescribeTasks",
         "ecs:DescribeContainerInstances",
+        "ecs:DescribeServices",
         "ecs:DescribeTaskDefinition",
         "ec2:DescribeInstances",
         "sqs:ReceiveMessage",
@@ -412,6 +413,7 @@ fn the_template_stands_up_a_reachable_secured_observed_service() {
         [
             "ec2:DescribeInstances",
             "ecs:DescribeContainerInstances",
+            "ecs:DescribeServices",
             "ecs:DescribeTaskDefinition",
             "ecs:DescribeTasks",
             "ecs:ListTasks",
@@ -649,6 +651,7 @@ fn the_member_template_gives_each_replica_its_queue_and_a_narrow_role() {
         [
             "ec2:DescribeInstances",
             "ecs:DescribeContainerInstances",
+            "ecs:DescribeServices",
             "ecs:DescribeTaskDefinition",
             "ecs:DescribeTasks",
             "ecs:ListTasks",

@@ -167,6 +167,26 @@ impl Aws {
         service: &str,
         net: &Net,
     ) -> Vec<(String, String)> {
+        self.run_awsvpc_by(
+            cluster,
+            td,
+            count,
+            service,
+            net,
+            "ecs-svc/1234567890123456789",
+        )
+    }
+
+    /// [`Aws::run_awsvpc`] for a given deployment (`startedBy`, as ECS sets it).
+    pub fn run_awsvpc_by(
+        &self,
+        cluster: &str,
+        td: &str,
+        count: i32,
+        service: &str,
+        net: &Net,
+        started_by: &str,
+    ) -> Vec<(String, String)> {
         let network = NetworkConfiguration::builder()
             .awsvpc_configuration(
                 AwsVpcConfiguration::builder()
@@ -185,7 +205,7 @@ impl Aws {
                     .task_definition(td)
                     .count(count)
                     .group(format!("service:{service}"))
-                    .started_by("ecs-svc/1234567890123456789")
+                    .started_by(started_by)
                     .launch_type(LaunchType::Fargate)
                     .network_configuration(network)
                     .send(),

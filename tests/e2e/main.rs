@@ -35,6 +35,7 @@ mod rolling;
 mod safe_config;
 mod same_az;
 mod secrets;
+mod service_connect;
 mod static_source;
 mod tidy;
 mod transfer;

@@ -234,8 +234,12 @@ pub struct ServiceSummary {
     pub cluster: String,
     /// Service (or standalone group) label.
     pub service: String,
-    /// `service`, `family` or `group`: how ECS started the tasks.
+    /// `service`, `family` or `group`: how ECS started the tasks; `service-connect` for a
+    /// Service Connect name (the tasks of `connect_of` that publish it).
     pub kind: String,
+    /// For a Service Connect name: the service whose tasks publish it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub connect_of: Option<String>,
     /// The ECS name as given (may differ from the label in case).
     pub ecs_name: String,
     /// The service's DNS name.
@@ -262,6 +266,9 @@ impl ServiceSummary {
     /// Summarises one snapshot.
     pub fn of(snapshot: &ServiceSnapshot, zone: &str) -> Self {
         let (kind, ecs_name) = match snapshot.tasks.first().map(|v| &v.task.group) {
+            Some(_) if snapshot.connect.is_some() => {
+                ("service-connect", snapshot.key.name.as_str().into())
+            }
             Some(TaskGroup::Service(n)) => ("service", n.clone()),
             Some(TaskGroup::Family(n)) => ("family", n.clone()),
             Some(TaskGroup::Custom(n)) => ("group", n.clone()),
@@ -271,6 +278,7 @@ impl ServiceSummary {
             cluster: snapshot.key.cluster.clone(),
             service: snapshot.key.name.clone(),
             kind: kind.to_string(),
+            connect_of: snapshot.connect.as_ref().map(|c| c.service.clone()),
             ecs_name: ecs_name.to_string(),
             dns_name: model::service_fqdn(&snapshot.key.name, &snapshot.key.cluster, zone),
             index: snapshot.generation,

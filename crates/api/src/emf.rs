@@ -131,7 +131,8 @@ impl EmfWriter {
         let queries = e.sum("ecsdns_dns_queries_total", &[]).unwrap_or(0.0);
         totals.push(("Queries", Unit::Count, self.delta("queries", queries)));
         // One listing of the services for the zone's total and the per-service lines.
-        let snapshots = registry.services();
+        let mut snapshots = registry.services();
+        snapshots.retain(|s| !s.is_connect_name());
         let per_service: Vec<usize> = snapshots.iter().map(|s| s.served_views().count()).collect();
         let served: usize = per_service.iter().sum();
         totals.push(("ServedEndpoints", Unit::Count, served as f64));

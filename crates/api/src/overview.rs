@@ -46,6 +46,9 @@ impl History {
             .filter(|s| *s > 0.0);
         let mut series = HashMap::with_capacity(inner.series.len());
         for snapshot in registry.services() {
+            if snapshot.is_connect_name() {
+                continue;
+            }
             let key = snapshot.key.clone();
             let served = snapshot.served().count() as u32;
             let count = counts.get(&key).copied().unwrap_or(0);

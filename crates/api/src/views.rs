@@ -204,6 +204,9 @@ pub(crate) fn each_task_named(
     mut f: impl FnMut(&registry::TaskView, &ServiceSnapshot),
 ) {
     for snapshot in s.registry.services() {
+        if snapshot.is_connect_name() {
+            continue;
+        }
         for view in &snapshot.tasks {
             if view.task.id() == task || *view.task.arn == *task {
                 f(view, &snapshot);
@@ -241,9 +244,11 @@ pub(crate) async fn prometheus_sd(
     let p = params(query)?;
     let mut groups = Vec::new();
     for snapshot in s.registry.services() {
-        if p.cluster
-            .as_ref()
-            .is_some_and(|c| *c != snapshot.key.cluster)
+        // A Service Connect name lists tasks its service lists already: scraped once.
+        if snapshot.is_connect_name()
+            || p.cluster
+                .as_ref()
+                .is_some_and(|c| *c != snapshot.key.cluster)
             || p.service.as_ref().is_some_and(|x| *x != snapshot.key.name)
         {
             continue;
@@ -453,7 +458,7 @@ pub(crate) fn registry_metrics(registry: &registry::Registry, e: &mut Exposition
     let mut by_state = [0usize; 4];
     let mut fail_open = 0usize;
     // Counted straight from the snapshots: a scrape builds no per-service JSON shapes.
-    for snapshot in s.services() {
+    for snapshot in s.services().iter().filter(|s| !s.is_connect_name()) {
         for view in &snapshot.tasks {
             by_state[EndpointState::of(view) as usize] += 1;
         }

@@ -196,8 +196,10 @@ impl Preparer<'_> {
             served.push(std::sync::Arc::clone(&task.arn));
             let az = self.zone.az.index_of(task.az.as_deref());
             // Reverse names only where reverse zones are served: no work per task otherwise.
+            // A Service Connect name adds none: the task's own service names it.
             let reverse_zones = &self.zone.reverse_zones;
-            for ip in task.addresses.iter().filter(|_| !reverse_zones.is_empty()) {
+            let reverse = !reverse_zones.is_empty() && snapshot.connect.is_none();
+            for ip in task.addresses.iter().filter(|_| reverse) {
                 let Ok(reverse) = reverse_name(*ip) else {
                     continue;
                 };
@@ -238,6 +240,25 @@ impl Preparer<'_> {
                 .push((Self::txt(view), None, 0));
         }
         groups.prepare(self, &service, &mut names)?;
+        // A Service Connect name says whose it is: `dig TXT orders-api.C.Z`.
+        if let Some(c) = &snapshot.connect {
+            let mut strings = vec![
+                format!("service-connect={}", c.service),
+                format!("port={}", c.port_name),
+            ];
+            strings.extend(c.client_port.map(|p| format!("client-port={p}")));
+            names
+                .entry(service.clone())
+                .or_default()
+                .rrsets
+                .entry(u16::from(RecordType::TXT))
+                .or_default()
+                .push((
+                    RData::TXT(hickory_proto::rr::rdata::TXT::new(strings)),
+                    None,
+                    0,
+                ));
+        }
         let mut out = Vec::with_capacity(names.len());
         for (name, pending) in names {
             let mut rrsets = Vec::with_capacity(pending.rrsets.len());

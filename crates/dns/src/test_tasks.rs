@@ -29,5 +29,6 @@ pub(crate) fn running(arn: String, service: &str, ip: Ipv4Addr, version: u64) ->
         check: None,
         labels: None,
         ordinal: None,
+        service_connect: None,
     }
 }

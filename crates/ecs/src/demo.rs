@@ -5,6 +5,7 @@
 //! `web` (awsvpc, 3 tasks, port `http` 8080, health-checked), service `api` (bridge, 2 tasks on
 //! two EC2 container instances, dynamic host ports for `http` 8080 and `grpc` 9090), service
 //! `fleet` (awsvpc, 60 tasks), and the standalone batch group `etl` (`family:etl`, 4 tasks).
+//! `api` uses Service Connect: `grpc` published as `api-grpc` and `backend.demo.local`.
 //! Churn replaces a `web` or `fleet` task now and then (drain, stop, start) and flips a `web`
 //! task UNHEALTHY and back. On request, a rolling deploy replaces every `web` task the way ECS
 //! does (new task running first, then the old one's desiredStatus STOPPED, then STOPPED).
@@ -121,6 +122,8 @@ pub struct Simulator {
     next_host: HashMap<(Kind, usize), u8>,
     /// The revision new `web` tasks get: 2, and one more per rolling deploy.
     web_revision: u32,
+    /// `api`'s Service Connect names.
+    api_connect: Arc<model::ServiceConnect>,
 }
 
 impl Simulator {
@@ -141,6 +144,13 @@ impl Simulator {
             clock: 0,
             next_host: HashMap::new(),
             web_revision: 2,
+            api_connect: Arc::new(
+                model::ServiceConnect::from_names([
+                    ("api-grpc", "grpc", None),
+                    ("backend.demo.local", "grpc", Some(9090)),
+                ])
+                .0,
+            ),
         };
         for (kind, count) in [
             (Kind::Web, 3),
@@ -447,5 +457,16 @@ impl TaskContext for Simulator {
                 .flatten()
                 .map(Arc::new),
         })
+    }
+
+    /// `api` runs with Service Connect: its `grpc` port is published as `api-grpc` and the
+    /// client alias `backend.demo.local:9090`, served as `api-grpc.demo.<zone>` and
+    /// `backend.demo.<zone>` (SRV on each task's dynamic grpc host port).
+    fn service_connect(
+        &self,
+        service: &str,
+        _started_by: Option<&str>,
+    ) -> Option<Arc<model::ServiceConnect>> {
+        (service == Kind::Api.family()).then(|| Arc::clone(&self.api_connect))
     }
 }

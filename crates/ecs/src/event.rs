@@ -127,6 +127,10 @@ pub struct TaskEvent {
     /// Start time.
     #[serde(default)]
     pub started_at: Option<String>,
+    /// Who started it: a service's tasks carry their deployment's id (`ecs-svc/...`), which
+    /// picks the deployment's Service Connect names.
+    #[serde(default)]
+    pub started_by: Option<String>,
     #[serde(default)]
     pub(crate) attachments: Vec<Attachment>,
     #[serde(default)]
@@ -176,7 +180,6 @@ pub(crate) const KNOWN_UNUSED: &[&str] = &[
     "platformVersion",
     "pullStartedAt",
     "pullStoppedAt",
-    "startedBy",
     "stopCode",
     "stoppedAt",
     "stoppedReason",

@@ -1,5 +1,6 @@
-//! Cached lookups that events do not carry: task definitions (ports, health check) and the EC2
-//! private address behind a container instance (bridge/host networking).
+//! Cached lookups that events do not carry: task definitions (ports, health check), the EC2
+//! private address behind a container instance (bridge/host networking), and each service's
+//! Service Connect names per deployment (DescribeServices).
 //!
 //! Fetched before an event is translated ([`Lookups::prefetch`]), then read synchronously through
 //! [`TaskContext`]. A failed lookup is counted and retried after a pause; meanwhile the task is
@@ -23,6 +24,55 @@ use crate::{TaskContext, TaskDefinitionInfo, sdk};
 /// How long a failed lookup waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
 
+/// How long a service's description is trusted before the next task of it reads it again
+/// (a deployment the cache does not know is read at once, at most every [`NEW_DEPLOYMENT`]).
+const SERVICE_TTL: Duration = Duration::from_secs(300);
+
+/// The shortest time between two reads of one service for deployments it did not list (a
+/// new deployment's first task event reads the service at once; a task of a deployment the
+/// service no longer lists cannot make ecsdns read it more often than this).
+const NEW_DEPLOYMENT: Duration = Duration::from_secs(2);
+
+/// A service's Service Connect names, per deployment.
+pub(crate) struct ServiceInfo {
+    /// Deployment id (`ecs-svc/...`) -> its names (`None`: Service Connect off).
+    deployments: HashMap<String, Option<Arc<model::ServiceConnect>>>,
+    /// The PRIMARY deployment's names, for tasks that do not say which started them.
+    primary: Option<Arc<model::ServiceConnect>>,
+    fetched: Instant,
+}
+
+/// The Service Connect names of one deployment, or `None` when it has none. Names that
+/// cannot be labels are logged and left out.
+fn connect_names(
+    service: &str,
+    d: &aws_sdk_ecs::types::Deployment,
+) -> Option<Arc<model::ServiceConnect>> {
+    let sc = d.service_connect_configuration().filter(|c| c.enabled)?;
+    let mut triples: Vec<(String, String, Option<u16>)> = Vec::new();
+    for svc in sc.services.iter().flatten() {
+        let port = svc.port_name();
+        let discovery = svc.discovery_name().unwrap_or(port);
+        triples.push((discovery.to_string(), port.to_string(), None));
+        for alias in svc.client_aliases() {
+            let name = alias.dns_name().unwrap_or(discovery);
+            let client = u16::try_from(alias.port()).ok();
+            triples.push((name.to_string(), port.to_string(), client));
+        }
+    }
+    let (names, bad) = model::ServiceConnect::from_names(
+        triples.iter().map(|(n, p, c)| (n.as_str(), p.as_str(), *c)),
+    );
+    for name in bad {
+        tracing::warn!(
+            service,
+            name,
+            "Service Connect name is not a DNS label: not served"
+        );
+    }
+    (!names.is_empty()).then(|| Arc::new(names))
+}
+
 enum Entry<T> {
     Known(T),
     Failed(Instant),
@@ -35,6 +85,8 @@ pub struct LookupStats {
     pub task_definition_failures: AtomicU64,
     /// Container instance addresses that could not be resolved.
     pub host_failures: AtomicU64,
+    /// Service descriptions (Service Connect names) that could not be read.
+    pub service_failures: AtomicU64,
 }
 
 /// Caches for one cluster (one set of credentials).
@@ -46,6 +98,7 @@ pub(crate) struct Lookups {
     ec2_pacer: Arc<Pacer>,
     task_defs: Mutex<HashMap<String, Entry<TaskDefinitionInfo>>>,
     hosts: Mutex<HashMap<String, Entry<IpAddr>>>,
+    services: Mutex<HashMap<String, Entry<ServiceInfo>>>,
     /// Failure counters.
     pub stats: LookupStats,
 }
@@ -89,6 +142,7 @@ impl Lookups {
             ec2_pacer,
             task_defs: Mutex::new(HashMap::new()),
             hosts: Mutex::new(HashMap::new()),
+            services: Mutex::new(HashMap::new()),
             stats: LookupStats::default(),
         }
     }
@@ -98,7 +152,13 @@ impl Lookups {
         let now = Instant::now();
         let mut defs = BTreeSet::new();
         let mut instances = BTreeSet::new();
+        let mut services = BTreeSet::new();
         for e in events {
+            if let model::TaskGroup::Service(name) = model::TaskGroup::parse(&e.group)
+                && self.service_wanted(&name, e.started_by.as_deref(), now)
+            {
+                services.insert(name.to_string());
+            }
             if let Some(td) = &e.task_definition_arn
                 && wanted(&self.task_defs, td, now)
             {
@@ -116,6 +176,90 @@ impl Lookups {
         }
         if !instances.is_empty() {
             self.fetch_hosts(instances.into_iter().collect()).await;
+        }
+        if !services.is_empty() {
+            self.fetch_services(services.into_iter().collect()).await;
+        }
+    }
+
+    /// Whether `service` must be read (again) for a task `started_by` a deployment.
+    fn service_wanted(&self, service: &str, started_by: Option<&str>, now: Instant) -> bool {
+        match lock(&self.services).get(service) {
+            None => true,
+            Some(Entry::Failed(at)) => now.duration_since(*at) >= RETRY_AFTER,
+            Some(Entry::Known(info)) => {
+                let age = now.duration_since(info.fetched);
+                let unknown = started_by.is_some_and(|d| {
+                    d.starts_with("ecs-svc/") && !info.deployments.contains_key(d)
+                });
+                age >= SERVICE_TTL || (unknown && age >= NEW_DEPLOYMENT)
+            }
+        }
+    }
+
+    /// DescribeServices, ten at a time: each service's deployments' Service Connect names. A
+    /// service ECS does not know (a task group naming no real service) is cached as having
+    /// none.
+    async fn fetch_services(&self, names: Vec<String>) {
+        for chunk in names.chunks(10) {
+            let result = self
+                .ecs_pacer
+                .call("DescribeServices", || async {
+                    self.ecs
+                        .describe_services()
+                        .cluster(&self.cluster)
+                        .set_services(Some(chunk.to_vec()))
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk(&e))
+                })
+                .await;
+            let now = Instant::now();
+            let mut found: HashMap<String, ServiceInfo> = HashMap::new();
+            let failed = match result {
+                Ok(out) => {
+                    for svc in out.services() {
+                        let Some(name) = svc.service_name() else {
+                            continue;
+                        };
+                        let mut info = ServiceInfo {
+                            deployments: HashMap::new(),
+                            primary: None,
+                            fetched: now,
+                        };
+                        for d in svc.deployments() {
+                            let names = connect_names(name, d);
+                            if d.status() == Some("PRIMARY") {
+                                info.primary.clone_from(&names);
+                            }
+                            if let Some(id) = d.id() {
+                                info.deployments.insert(id.to_string(), names);
+                            }
+                        }
+                        found.insert(name.to_string(), info);
+                    }
+                    false
+                }
+                Err(e) => {
+                    self.stats.service_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(cluster = %self.cluster, error = %e,
+                        "cannot describe services; their Service Connect names wait");
+                    true
+                }
+            };
+            let mut services = lock(&self.services);
+            for name in chunk {
+                let entry = match found.remove(name) {
+                    Some(info) => Entry::Known(info),
+                    None if failed => Entry::Failed(now),
+                    None => Entry::Known(ServiceInfo {
+                        deployments: HashMap::new(),
+                        primary: None,
+                        fetched: now,
+                    }),
+                };
+                services.insert(name.clone(), entry);
+            }
         }
     }
 
@@ -241,6 +385,22 @@ impl TaskContext for Lookups {
     fn task_definition(&self, task_definition_arn: &str) -> Option<TaskDefinitionInfo> {
         match lock(&self.task_defs).get(task_definition_arn) {
             Some(Entry::Known(td)) => Some(td.clone()),
+            _ => None,
+        }
+    }
+
+    fn service_connect(
+        &self,
+        service: &str,
+        started_by: Option<&str>,
+    ) -> Option<Arc<model::ServiceConnect>> {
+        match lock(&self.services).get(service) {
+            // A deployment the service does not list (gone, or not read yet) publishes
+            // nothing; a task that does not say which started it gets the primary's names.
+            Some(Entry::Known(info)) => match started_by.filter(|d| d.starts_with("ecs-svc/")) {
+                Some(d) => info.deployments.get(d).cloned().flatten(),
+                None => info.primary.clone(),
+            },
             _ => None,
         }
     }

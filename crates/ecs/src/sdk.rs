@@ -28,6 +28,7 @@ pub(crate) fn task_event(t: &ecs::Task) -> Option<TaskEvent> {
         started_at: t
             .started_at()
             .and_then(|d| d.fmt(DateTimeFormat::DateTime).ok()),
+        started_by: t.started_by().map(str::to_string),
         attachments: t
             .attachments()
             .iter()

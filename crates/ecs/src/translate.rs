@@ -73,6 +73,15 @@ pub trait TaskContext {
     fn host_address(&self, container_instance_arn: &str) -> Option<IpAddr>;
     /// The task definition's ports and health check.
     fn task_definition(&self, task_definition_arn: &str) -> Option<TaskDefinitionInfo>;
+    /// The Service Connect names of `service`'s deployment `started_by` (or of its primary
+    /// deployment when the task does not say which). `None`: none, or unknown.
+    fn service_connect(
+        &self,
+        _service: &str,
+        _started_by: Option<&str>,
+    ) -> Option<Arc<model::ServiceConnect>> {
+        None
+    }
 }
 
 /// Watched clusters: cluster name (or ARN) -> DNS label.
@@ -244,6 +253,10 @@ pub(crate) fn task_update(event: &TaskEvent, cluster: &str, ctx: &dyn TaskContex
         check: definition.as_ref().and_then(|d| d.check.clone()),
         labels: definition.as_ref().and_then(|d| d.labels.clone()),
         ordinal: None,
+        service_connect: match TaskGroup::parse(&event.group) {
+            TaskGroup::Service(name) => ctx.service_connect(&name, event.started_by.as_deref()),
+            _ => None,
+        },
     })
 }
 

@@ -272,17 +272,19 @@ impl Watcher {
         self.shared.clusters.len()
     }
 
-    /// Lookup failures over all clusters: (task definitions, container instance addresses).
-    pub fn lookup_failures(&self) -> (u64, u64) {
+    /// Lookup failures over all clusters: (task definitions, container instance addresses,
+    /// service descriptions).
+    pub fn lookup_failures(&self) -> (u64, u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
         self.shared
             .clusters
             .values()
-            .fold((0, 0), |(td, host), cw| {
+            .fold((0, 0, 0), |(td, host, svc), cw| {
                 let s = &cw.lookups.stats;
                 (
                     td + s.task_definition_failures.load(Relaxed),
                     host + s.host_failures.load(Relaxed),
+                    svc + s.service_failures.load(Relaxed),
                 )
             })
     }

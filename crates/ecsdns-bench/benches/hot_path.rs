@@ -40,6 +40,7 @@ fn task(s: usize, t: usize, version: u64) -> Task {
         check: None,
         labels: None,
         ordinal: None,
+        service_connect: None,
     }
 }
 

@@ -43,6 +43,7 @@ fn task(service: usize, slot: usize, version: u64) -> Task {
         check: None,
         labels: None,
         ordinal: None,
+        service_connect: None,
     }
 }
 

@@ -121,6 +121,7 @@ mod tests {
             check: Some(Arc::new(model::Check::parse("tcp:80").unwrap())),
             labels: Some(Arc::new(model::Labels::new([("version", "v2")]).unwrap())),
             ordinal: Some(2),
+            service_connect: None,
         })
     }
 

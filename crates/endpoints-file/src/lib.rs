@@ -391,6 +391,7 @@ fn add_service(svc: ServiceDef, tasks: &mut Vec<Task>, names: &mut Names) -> Res
             check: check.clone(),
             labels,
             ordinal: None,
+            service_connect: None,
         });
     }
     Ok(())

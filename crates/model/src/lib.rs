@@ -6,11 +6,13 @@
 //! a task *is* live here once.
 
 mod check;
+mod connect;
 mod labels;
 mod naming;
 mod task;
 
 pub use check::{Check, CheckError, CheckKind, CheckPort, CheckState};
+pub use connect::{ConnectName, ServiceConnect};
 pub use labels::{LabelError, Labels, MAX_VALUE as MAX_LABEL_VALUE, META_PREFIX};
 pub use naming::{
     NameError, dns_label, ordinal_fqdn, port_label, service_fqdn, task_fqdn, task_label,

@@ -226,6 +226,10 @@ pub struct Task {
     /// the task's updates; a task restored from the warm-restart file carries its ordinal back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordinal: Option<u32>,
+    /// The Service Connect names of the deployment that started the task (`None`: none), each
+    /// served as `NAME.C.zone` with this task among its records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_connect: Option<Arc<crate::ServiceConnect>>,
 }
 
 impl Task {
@@ -380,6 +384,7 @@ mod tests {
             check: None,
             labels: None,
             ordinal: None,
+            service_connect: None,
         }
     }
 

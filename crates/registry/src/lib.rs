@@ -22,7 +22,7 @@ use dashmap::DashMap;
 use model::{ServiceKey, Task, Update};
 use tokio::sync::watch;
 
-pub use snapshot::{Problem, ServiceSnapshot, TaskView};
+pub use snapshot::{ConnectOf, Problem, ServiceSnapshot, TaskView};
 use state::State;
 
 /// Registry behaviour switches.
@@ -156,8 +156,12 @@ impl Registry {
         let generation = *self.generation.borrow() + 1;
         let mut journal = lock(&self.journal);
         for key in dirty {
-            let members = state.members(&key);
-            match ServiceSnapshot::build(&key, generation, members, self.config.fail_open) {
+            let (members, connect) = match state.connect_members(&key) {
+                Some((source, members)) => (members, Some(source)),
+                None => (state.members(&key), None),
+            };
+            let built = ServiceSnapshot::build(&key, generation, members, self.config.fail_open);
+            match built.map(|s| with_connect(s, connect, state.connect_owners(&key))) {
                 Some(snapshot) => {
                     self.services.insert(key.clone(), Arc::new(snapshot));
                 }
@@ -292,6 +296,39 @@ impl Registry {
             services: self.services.len() as u64,
         }
     }
+}
+
+/// Marks a Service Connect name's snapshot as such, and reports the names that lost: to a
+/// service or group of the same label (which always wins), or to a smaller service publishing
+/// the same name.
+fn with_connect(
+    mut snapshot: ServiceSnapshot,
+    connect: Option<state::ConnectSource>,
+    owners: Vec<ServiceKey>,
+) -> ServiceSnapshot {
+    let winner = match &connect {
+        Some(c) => format!("service-connect:{}", c.service.name),
+        None => match snapshot.tasks.first() {
+            Some(view) => view.task.group.to_string(),
+            None => return snapshot,
+        },
+    };
+    for owner in owners {
+        if connect.as_ref().is_some_and(|c| c.service == owner) {
+            continue;
+        }
+        snapshot.problems.push(Problem::Collision {
+            key: snapshot.key.clone(),
+            winner: winner.clone(),
+            shadowed: format!("service-connect:{}", owner.name),
+        });
+    }
+    snapshot.connect = connect.map(|c| ConnectOf {
+        service: c.service.name,
+        port_name: c.port_name.to_string(),
+        client_port: c.client_port,
+    });
+    snapshot
 }
 
 /// A poisoned lock means a panic elsewhere mid-update; the state itself is still consistent per

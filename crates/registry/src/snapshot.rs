@@ -93,9 +93,29 @@ pub struct ServiceSnapshot {
     pub fail_open: bool,
     /// Collisions found while building this snapshot.
     pub problems: Vec<Problem>,
+    /// Set when this name is a Service Connect name, not a service: whose tasks it lists.
+    pub connect: Option<ConnectOf>,
+}
+
+/// What a Service Connect name (`NAME.C.zone`) stands for: the tasks of `service` that
+/// publish it, reached on `port_name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectOf {
+    /// The label of the service whose tasks publish the name.
+    pub service: String,
+    /// The task port the name leads to (first in each listed task's ports, so SRV uses it).
+    pub port_name: String,
+    /// The client alias's port (Service Connect's proxy), when one is given.
+    pub client_port: Option<u16>,
 }
 
 impl ServiceSnapshot {
+    /// Whether this is a Service Connect name (its tasks are another service's): totals and
+    /// per-task lookups skip it, so no task is counted or found twice.
+    pub fn is_connect_name(&self) -> bool {
+        self.connect.is_some()
+    }
+
     /// The views of the tasks DNS serves, sorted by task id.
     pub fn served_views(&self) -> impl Iterator<Item = &TaskView> {
         self.tasks.iter().filter(|t| t.served)
@@ -168,6 +188,7 @@ impl ServiceSnapshot {
             tasks,
             fail_open: open,
             problems,
+            connect: None,
         })
     }
 }

@@ -10,6 +10,9 @@ use model::{CheckState, ContainerInstance, InstanceStatus, ServiceKey, Task, Upd
 
 use crate::{Counters, Problem};
 
+mod names;
+pub(crate) use names::ConnectSource;
+
 /// The writer's maps hash ARNs and names on every update: ahash, several times faster than the
 /// default SipHash on ~60-byte ARNs, and the keys are ours (no untrusted collision attack surface
 /// beyond what ECS names allow; ahash is randomly seeded anyway).
@@ -77,19 +80,15 @@ pub(crate) struct State {
     /// Services with stable ordinals, and who holds each of their ordinals.
     ordinal_services: std::collections::BTreeSet<ServiceKey>,
     ordinals: HashMap<ServiceKey, BTreeMap<u32, Arn>>,
+    /// Service Connect names: the name's key (`NAME` in the service's cluster) -> the services
+    /// whose live tasks publish it, with how many tasks do.
+    connect: HashMap<ServiceKey, BTreeMap<ServiceKey, usize>>,
 }
 
 enum Verdict {
     Apply,
     Duplicate,
     Stale,
-}
-
-/// Whether a task keeps (or may take) an ordinal: it is not on its way out. A replacement that is
-/// still starting holds its number already, so it answers under it the moment it is served.
-fn holds_ordinal(task: &Task) -> bool {
-    task.desired_status == model::TaskStatus::Running
-        && task.last_status != model::TaskStatus::Stopped
 }
 
 impl State {
@@ -105,51 +104,7 @@ impl State {
             live: 0,
             ordinal_services,
             ordinals: HashMap::default(),
-        }
-    }
-
-    /// Gives `task` its ordinal before it is stored: the one it arrives with (a restored task)
-    /// or held before (`previous`), if no other task holds it now; otherwise the lowest free
-    /// one. A task on its way out, or in a service without ordinals, gets none and frees its
-    /// number. Never two tasks on one number.
-    fn stamp_ordinal(&mut self, task: &mut Task, previous: Option<u32>) {
-        let wanted = task.ordinal.or(previous);
-        task.ordinal = None;
-        let key = match filing(task) {
-            Filing::Served(key) if self.ordinal_services.contains(&key) => key,
-            _ => return,
-        };
-        let held = self.ordinals.entry(key.clone()).or_default();
-        if let Some(n) = previous
-            && held.get(&n).is_some_and(|a| **a == *task.arn)
-        {
-            held.remove(&n);
-        }
-        if holds_ordinal(task) {
-            let n = match wanted {
-                Some(n) if !held.contains_key(&n) => n,
-                _ => (0..).find(|n| !held.contains_key(n)).unwrap_or(u32::MAX),
-            };
-            held.insert(n, Arc::clone(&task.arn));
-            task.ordinal = Some(n);
-        }
-        if held.is_empty() {
-            self.ordinals.remove(&key);
-        }
-    }
-
-    /// Frees the ordinal a stored task held (it is removed or filed elsewhere).
-    fn free_ordinal(&mut self, old: &Task) {
-        let (Some(n), Filing::Served(key)) = (old.ordinal, filing(old)) else {
-            return;
-        };
-        if let Some(held) = self.ordinals.get_mut(&key) {
-            if held.get(&n).is_some_and(|a| **a == *old.arn) {
-                held.remove(&n);
-            }
-            if held.is_empty() {
-                self.ordinals.remove(&key);
-            }
+            connect: HashMap::default(),
         }
     }
 
@@ -204,9 +159,7 @@ impl State {
             return;
         }
         counters.applied.fetch_add(1, Ordering::Relaxed);
-        if let Filing::Served(key) = filing(task) {
-            dirty.insert(key);
-        }
+        Self::touch(task, dirty);
         self.checks.insert(Arc::clone(known), state);
     }
 
@@ -226,6 +179,15 @@ impl State {
     fn upsert(&mut self, task: Task, counters: &Counters, dirty: &mut Dirty, from_listing: bool) {
         match self.verdict(&task.arn, task.version, false) {
             Verdict::Apply => {}
+            // Same version, other Service Connect names: those come from the source's service
+            // lookup, not from the task's state, and the lookup learnt more (a deployment it
+            // had not read yet). Taken, so the task's names do not wait for its next change.
+            Verdict::Duplicate
+                if self
+                    .tasks
+                    .get(&*task.arn)
+                    .and_then(|e| e.task.as_ref())
+                    .is_some_and(|t| t.service_connect != task.service_connect) => {}
             Verdict::Duplicate if from_listing => return,
             Verdict::Duplicate => {
                 counters.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -252,6 +214,7 @@ impl State {
             old.cluster == task.cluster
                 && old.group == task.group
                 && old.container_instance == task.container_instance
+                && old.service_connect == task.service_connect
         });
         if same_place {
             let file = filing(&task);
@@ -264,9 +227,7 @@ impl State {
             {
                 *slot = Arc::clone(&task);
             }
-            if let Filing::Served(key) = file {
-                dirty.insert(key);
-            }
+            Self::touch(&task, dirty);
             if let Some(entry) = self.tasks.get_mut(&*task.arn) {
                 *entry = Entry {
                     version: task.version,
@@ -288,6 +249,7 @@ impl State {
             dirty.insert(key.clone());
         }
         let task = Arc::new(task);
+        self.index_connect(&task, true, dirty);
         self.members
             .entry(file)
             .or_default()
@@ -334,6 +296,7 @@ impl State {
         };
         self.live -= 1;
         self.free_ordinal(&old);
+        self.index_connect(&old, false, dirty);
         let file = filing(&old);
         if let Some(set) = self.members.get_mut(&file) {
             set.remove(arn);
@@ -416,10 +379,8 @@ impl State {
             .into_iter()
             .flatten()
         {
-            if let Some(task) = self.tasks.get(arn).and_then(|e| e.task.as_ref())
-                && let Filing::Served(key) = filing(task)
-            {
-                dirty.insert(key);
+            if let Some(task) = self.tasks.get(arn).and_then(|e| e.task.as_ref()) {
+                Self::touch(task, dirty);
             }
         }
     }

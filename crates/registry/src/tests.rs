@@ -23,6 +23,7 @@ fn task(id: &str, group: &str, version: u64) -> Task {
         check: None,
         labels: None,
         ordinal: None,
+        service_connect: None,
     }
 }
 
@@ -452,4 +453,103 @@ proptest! {
             prop_assert!(held.iter().all(|n| (*n as usize) < 8), "{:?}", all);
         }
     }
+}
+
+fn connect(names: &[(&str, &str)]) -> Option<Arc<model::ServiceConnect>> {
+    let (sc, bad) =
+        model::ServiceConnect::from_names(names.iter().map(|(n, p)| (*n, *p, Some(80))));
+    assert!(bad.is_empty());
+    Some(Arc::new(sc))
+}
+
+fn ported(id: &str, group: &str, version: u64, sc: &[(&str, &str)]) -> Task {
+    let mut t = task(id, group, version);
+    t.ports = Box::new([
+        model::Port {
+            name: "admin".into(),
+            port: 9000,
+            protocol: model::Protocol::Tcp,
+        },
+        model::Port {
+            name: "http".into(),
+            port: 8080,
+            protocol: model::Protocol::Tcp,
+        },
+    ]);
+    t.service_connect = connect(sc);
+    t
+}
+
+#[test]
+fn service_connect_names_list_their_tasks_and_yield_to_services() {
+    let r = Registry::new(RegistryConfig::default());
+    r.apply_batch([
+        Update::Upsert(ported(
+            "a",
+            "service:orders",
+            1,
+            &[("orders-api.prod.local", "http")],
+        )),
+        Update::Upsert(ported("b", "service:orders", 1, &[("orders-api", "http")])),
+        Update::Upsert(ported("c", "service:orders", 1, &[])),
+    ]);
+    let alias = r.service(&key("orders-api")).expect("the name is served");
+    let of = alias.connect.clone().unwrap();
+    assert_eq!(
+        (of.service.as_str(), of.port_name.as_str()),
+        ("orders", "http")
+    );
+    assert_eq!(
+        served_ids(&r, "orders-api"),
+        vec!["a", "b"],
+        "only the tasks publishing it"
+    );
+    assert!(
+        alias.served().all(|t| &*t.ports[0].name == "http"),
+        "the name's port first, for SRV"
+    );
+    assert_eq!(served_ids(&r, "orders"), vec!["a", "b", "c"]);
+    assert_eq!(
+        &*r.service(&key("orders")).unwrap().tasks[0].task.ports[0].name,
+        "admin"
+    );
+    // A health change of a publishing task reaches the name's snapshot too.
+    let mut a = ported("a", "service:orders", 2, &[("orders-api", "http")]);
+    a.health = Health::Unhealthy;
+    a.health_checked = true;
+    r.apply(Update::Upsert(a));
+    assert_eq!(served_ids(&r, "orders-api"), vec!["b"]);
+    // A service of that label wins, and the lost name is reported.
+    r.apply(Update::Upsert(task("x", "service:orders-api", 1)));
+    let real = r.service(&key("orders-api")).unwrap();
+    assert!(real.connect.is_none());
+    assert_eq!(served_ids(&r, "orders-api"), vec!["x"]);
+    assert!(
+        r.problems().contains(&Problem::Collision {
+            key: key("orders-api"),
+            winner: "service:orders-api".into(),
+            shadowed: "service-connect:orders".into(),
+        }),
+        "{:?}",
+        r.problems()
+    );
+    // It goes: the name lists the publishing tasks again.
+    r.apply(Update::Remove {
+        arn: task("x", "", 0).arn.to_string(),
+        version: 2,
+    });
+    assert_eq!(served_ids(&r, "orders-api"), vec!["b"]);
+    assert!(r.service(&key("orders-api")).unwrap().connect.is_some());
+    // The last publishing task goes: so does the name.
+    r.apply_batch([
+        Update::Remove {
+            arn: task("a", "", 0).arn.to_string(),
+            version: 3,
+        },
+        Update::Remove {
+            arn: task("b", "", 0).arn.to_string(),
+            version: 2,
+        },
+    ]);
+    assert!(r.service(&key("orders-api")).is_none());
 }

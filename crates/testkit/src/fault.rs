@@ -1,11 +1,14 @@
 //! A fault-injecting HTTP/1.1 proxy for tests: put it between ecsdns and moto and switch what it
 //! does to each request (pass it on, answer an AWS throttling error, a 500, answer slowly, or
 //! reset the connection), to see DNS keep answering and the state converge once faults stop.
+//! It can also rewrite JSON answers of one API call ([`FaultProxy::rewrite`]): how tests add
+//! what moto leaves out of an answer (Service Connect configurations in DescribeServices),
+//! shaped as AWS documents them.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What the proxy does to each request.
@@ -24,12 +27,16 @@ pub enum Fault {
     Reset = 4,
 }
 
+/// Rewrites the JSON answer of the call named by its `X-Amz-Target` (the first argument).
+pub type Rewrite = Arc<dyn Fn(&str, serde_json::Value) -> serde_json::Value + Send + Sync>;
+
 /// A running proxy; it stops with the test process.
 pub struct FaultProxy {
     /// Where clients connect (use as the AWS endpoint).
     pub addr: SocketAddr,
     mode: Arc<AtomicU8>,
     faulted: Arc<AtomicU64>,
+    rewrite: Arc<Mutex<Option<Rewrite>>>,
 }
 
 impl FaultProxy {
@@ -39,18 +46,35 @@ impl FaultProxy {
         let addr = listener.local_addr().unwrap_or(upstream);
         let mode = Arc::new(AtomicU8::new(Fault::Pass as u8));
         let faulted = Arc::new(AtomicU64::new(0));
-        let (m, f) = (Arc::clone(&mode), Arc::clone(&faulted));
+        let rewrite: Arc<Mutex<Option<Rewrite>>> = Arc::new(Mutex::new(None));
+        let (m, f, r) = (
+            Arc::clone(&mode),
+            Arc::clone(&faulted),
+            Arc::clone(&rewrite),
+        );
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (m, f) = (Arc::clone(&m), Arc::clone(&f));
-                std::thread::spawn(move || serve(conn, upstream, &m, &f));
+                let (m, f, r) = (Arc::clone(&m), Arc::clone(&f), Arc::clone(&r));
+                std::thread::spawn(move || serve(conn, upstream, &m, &f, &r));
             }
         });
         Self {
             addr,
             mode,
             faulted,
+            rewrite,
         }
+    }
+
+    /// Rewrites every passed-on JSON answer from now on (replacing an earlier rewrite).
+    pub fn rewrite(
+        &self,
+        f: impl Fn(&str, serde_json::Value) -> serde_json::Value + Send + Sync + 'static,
+    ) {
+        *self
+            .rewrite
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(f));
     }
 
     /// Switches what happens to the next requests.
@@ -116,7 +140,49 @@ fn canned(status: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn serve(conn: TcpStream, upstream: SocketAddr, mode: &AtomicU8, faulted: &AtomicU64) {
+/// The answer with its JSON body rewritten for the request's `X-Amz-Target`.
+fn rewritten(request: &[u8], answer: Vec<u8>, rewrite: &Mutex<Option<Rewrite>>) -> Vec<u8> {
+    let Some(f) = rewrite
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+    else {
+        return answer;
+    };
+    let request = String::from_utf8_lossy(request);
+    let Some(target) = request.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("x-amz-target")
+            .then(|| value.trim().to_string())
+    }) else {
+        return answer;
+    };
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return answer;
+    };
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
+        return answer;
+    };
+    let body = f(&target, json).to_string();
+    let mut out = String::new();
+    for line in head.split("\r\n") {
+        if !line.to_ascii_lowercase().starts_with("content-length:") {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    out.into_bytes()
+}
+
+fn serve(
+    conn: TcpStream,
+    upstream: SocketAddr,
+    mode: &AtomicU8,
+    faulted: &AtomicU64,
+    rewrite: &Mutex<Option<Rewrite>>,
+) {
     let Ok(writer) = conn.try_clone() else { return };
     let mut writer = writer;
     let mut reader = BufReader::new(conn);
@@ -144,7 +210,7 @@ fn serve(conn: TcpStream, upstream: SocketAddr, mode: &AtomicU8, faulted: &Atomi
                 }
             }
             _ => match forward(&request, upstream) {
-                Some(a) => a,
+                Some(a) => rewritten(&request, a, rewrite),
                 None => return,
             },
         };

@@ -20,7 +20,7 @@ pub mod http;
 mod moto;
 mod unbound;
 pub mod webdriver;
-pub use fault::{Fault, FaultProxy};
+pub use fault::{Fault, FaultProxy, Rewrite};
 use hickory_proto::rr::{Name, RData, RecordType};
 pub use moto::{Moto, moto_server_bin};
 pub use unbound::{Unbound, unbound_bin, unbound_version};

@@ -281,13 +281,14 @@ pub(super) fn watcher_metrics(w: &ecs::Watcher, e: &mut Exposition) {
             }
         }
     }
-    let (task_defs, hosts) = w.lookup_failures();
+    let (task_defs, hosts, services) = w.lookup_failures();
     let name = "ecsdns_lookup_failures_total";
     e.family(
         name,
-        "Lookups that failed: task definitions, container instance addresses.",
+        "Lookups that failed: task definitions, container instance addresses, service descriptions.",
         Kind::Counter,
     )
     .sample(name, &[("what", "task_definition")], task_defs as f64)
-    .sample(name, &[("what", "host")], hosts as f64);
+    .sample(name, &[("what", "host")], hosts as f64)
+    .sample(name, &[("what", "service")], services as f64);
 }
