@@ -667,6 +667,7 @@ fn the_member_template_gives_each_replica_its_queue_and_a_narrow_role() {
             .replace("${AWS::Region}", "eu-west-1")
             .replace("${AWS::AccountId}", "111111111111")
             .replace("${ClusterName}", "payments")
+            .replace("${DnsLabel}", "payments-euw1")
             .replace(
                 "${ReaderRole.Arn}",
                 "arn:aws:iam::111111111111:role/member-ReaderRole-X",
@@ -677,7 +678,7 @@ fn the_member_template_gives_each_replica_its_queue_and_a_narrow_role() {
             );
         assert!(!spec.contains("${"), "{spec}");
         let c = ecsdns::config::parse_cluster(&spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
-        assert_eq!(c.label, "payments");
+        assert_eq!(c.label, "payments-euw1");
         assert_eq!(
             c.role_arn.as_deref(),
             Some("arn:aws:iam::111111111111:role/member-ReaderRole-X")

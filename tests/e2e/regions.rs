@@ -162,14 +162,24 @@ fn two_regions_two_accounts_each_cluster_with_its_own_queue() {
     }
     let metrics = testkit::http::get(&format!("http://{}/metrics", p.api.unwrap())).body;
     let calls = |labels: &str| -> f64 {
+        let family = if labels.contains("region") {
+            "ecsdns_aws_region_calls_total"
+        } else {
+            "ecsdns_aws_calls_total"
+        };
         metrics
             .lines()
-            .find(|l| l.starts_with(&format!("ecsdns_aws_calls_total{{{labels}}} ")))
+            .find(|l| l.starts_with(&format!("{family}{{{labels}}} ")))
             .and_then(|l| l.rsplit(' ').next())
             .unwrap_or_else(|| panic!("no {labels}: {metrics}"))
             .parse()
             .unwrap()
     };
+    assert!(
+        metrics
+            .contains("ecsdns_sqs_queue_last_message_timestamp_seconds{queue=\"queue:payments\"} "),
+        "{metrics}"
+    );
     let home_calls = calls("service=\"ecs\",region=\"us-east-1\",account=\"default\"");
     let far_calls = calls("service=\"ecs\",region=\"eu-west-1\",account=\"111111111111\"");
     assert!(
@@ -177,4 +187,28 @@ fn two_regions_two_accounts_each_cluster_with_its_own_queue() {
         "{home_calls} {far_calls}"
     );
     assert_eq!(calls("service=\"ecs\""), home_calls + far_calls);
+}
+
+/// Two clusters of one label (the same name in two regions, say) would share one reconcile
+/// loop and remove each other's tasks: `serve` refuses them at start and says what to do.
+#[test]
+fn two_clusters_of_one_label_are_refused() {
+    let (code, _, err) = testkit::run_ecsdns(&[
+        "serve",
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "off",
+        "--aws-region",
+        "us-east-1",
+        "--cluster",
+        "prod",
+        "--cluster",
+        "arn:aws:ecs:eu-west-1:111111111111:cluster/prod",
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("DNS label \"prod\"") && err.contains("NAME=ALIAS"),
+        "{err}"
+    );
 }

@@ -220,7 +220,7 @@ impl Endpoint {
             ordinal: t.ordinal,
             ordinal_name: t
                 .ordinal
-                .filter(|_| view.served)
+                .filter(|_| view.served && !snapshot.is_connect_name())
                 .map(|n| model::ordinal_fqdn(n, &snapshot.key.name, &snapshot.key.cluster, zone)),
         }
     }

@@ -112,7 +112,9 @@ impl<'a> Groups<'a> {
         };
         // Ordinals first: a number held now beats a subset value that happens to be one.
         let mut kinds = vec![Kind::Ordinal];
-        if !zone.az.no_az_names {
+        // A Service Connect name's tasks have their group names under their service only.
+        let connect = snapshot.is_connect_name();
+        if !zone.az.no_az_names && !connect {
             kinds.push(Kind::Az);
             for az in zone.az.subnets.iter().filter_map(|(_, az)| label_of(az)) {
                 declare(az, &Kind::Az);
@@ -122,6 +124,9 @@ impl<'a> Groups<'a> {
             kinds.push(Kind::Revision);
         }
         kinds.extend(zone.subsets.labels.iter().cloned().map(Kind::Subset));
+        if connect {
+            kinds.clear();
+        }
         for kind in &kinds {
             for view in &snapshot.tasks {
                 if let Some(label) = key_of(&view.task, kind) {

@@ -193,7 +193,11 @@ impl Preparer<'_> {
             };
             let task_name = under(&service, &id)?;
             let (v4, v6) = Self::address_rdata(task);
-            served.push(std::sync::Arc::clone(&task.arn));
+            // The served log keeps one service per task: its own (a Service Connect name's
+            // tasks are its service's, which reports them).
+            if snapshot.connect.is_none() {
+                served.push(std::sync::Arc::clone(&task.arn));
+            }
             let az = self.zone.az.index_of(task.az.as_deref());
             // Reverse names only where reverse zones are served: no work per task otherwise.
             // A Service Connect name adds none: the task's own service names it.

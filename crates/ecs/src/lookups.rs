@@ -251,7 +251,17 @@ impl Lookups {
             for name in chunk {
                 let entry = match found.remove(name) {
                     Some(info) => Entry::Known(info),
-                    None if failed => Entry::Failed(now),
+                    // A failed re-read keeps what was known (names never vanish because AWS
+                    // did not answer), tried again after the usual pause.
+                    None if failed => match services.remove(name) {
+                        Some(Entry::Known(mut info)) => {
+                            info.fetched = now
+                                .checked_sub(SERVICE_TTL.saturating_sub(RETRY_AFTER))
+                                .unwrap_or(now);
+                            Entry::Known(info)
+                        }
+                        _ => Entry::Failed(now),
+                    },
                     None => Entry::Known(ServiceInfo {
                         deployments: HashMap::new(),
                         primary: None,

@@ -134,6 +134,15 @@ impl Watcher {
         let mut pacers: BTreeMap<(String, String), RegionPacers> = BTreeMap::new();
         let mut queues: Vec<QueueSpec> = Vec::new();
         for c in &config.clusters {
+            // One label, one cluster: two would share a reconcile loop, and each one's listing
+            // would remove the other's tasks.
+            if clusters.contains_key(&c.label) {
+                return Err(AwsError::Other(format!(
+                    "two watched clusters have the DNS label {:?} ({} is the second): give one \
+                     NAME=ALIAS (or `alias` in its [[ecs.cluster]])",
+                    c.label, c.name
+                )));
+            }
             // A cluster ARN names its region, and its calls go there; a bare name needs the
             // standard chain's region (there is no sensible default to guess).
             let region = match (arn_region(&c.name), base.region()) {

@@ -106,8 +106,6 @@ pub fn zone_config(settings: &Settings) -> anyhow::Result<ZoneConfig> {
     Ok(zone)
 }
 
-/// Checks that a per-service key is `SERVICE.CLUSTER`; `what` names the setting, `example`
-/// shows one.
 /// The services with stable ordinals, as registry keys.
 pub fn ordinal_services(
     settings: &Settings,
@@ -129,6 +127,8 @@ pub fn ordinal_services(
         .collect()
 }
 
+/// Checks that a per-service key is `SERVICE.CLUSTER`; `what` names the setting, `example`
+/// shows one.
 fn service_key(name: &str, what: &str, example: &str) -> anyhow::Result<()> {
     match name.split_once('.') {
         Some((service, cluster))

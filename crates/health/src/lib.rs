@@ -157,6 +157,8 @@ impl Prober {
 
     /// Brings the probes of one service in line with its snapshot (`None`: the service left).
     fn sync_service(&mut self, key: &ServiceKey, snapshot: Option<&ServiceSnapshot>) {
+        // A Service Connect name lists tasks its service lists (and probes) already.
+        let snapshot = snapshot.filter(|s| !s.is_connect_name());
         let mut wanted: Vec<(Arc<str>, Plan, Option<bool>)> = Vec::new();
         for view in snapshot.map(|s| s.tasks.as_slice()).unwrap_or_default() {
             let task = &view.task;

@@ -345,9 +345,14 @@ impl State {
             self.remove(&arn, version, now, dirty);
             counters.reset_removed.fetch_add(1, Ordering::Relaxed);
         }
-        // Listed tasks after the removals (none of them is among those): a replacement listed
-        // with the task it replaced takes the number that task freed.
-        for task in tasks.into_iter().filter(|t| *t.cluster == *cluster) {
+        // Listed tasks after the removals (none of them is among those), and of those the ones
+        // on their way out first: a replacement listed with the task it replaced, in any
+        // order, takes the number that task frees.
+        let (leaving, staying): (Vec<Task>, Vec<Task>) = tasks
+            .into_iter()
+            .filter(|t| *t.cluster == *cluster)
+            .partition(|t| t.desired_status != model::TaskStatus::Running);
+        for task in leaving.into_iter().chain(staying) {
             self.upsert(task, counters, dirty, true);
         }
     }

@@ -553,3 +553,23 @@ fn service_connect_names_list_their_tasks_and_yield_to_services() {
     ]);
     assert!(r.service(&key("orders-api")).is_none());
 }
+
+#[test]
+fn a_listing_hands_a_stopping_tasks_number_to_its_replacement_in_any_order() {
+    let r = Registry::new(RegistryConfig {
+        ordinals: [key("db")].into_iter().collect(),
+        ..Default::default()
+    });
+    r.apply(Update::Upsert(task("a", "service:db", 1)));
+    let mut a = task("a", "service:db", 2);
+    a.desired_status = TaskStatus::Stopped;
+    // The replacement is listed before the task it replaces.
+    r.apply(Update::Reset {
+        cluster: "c".into(),
+        tasks: vec![task("b", "service:db", 1), a],
+    });
+    assert_eq!(
+        ordinals(&r, "db"),
+        vec![("a".into(), None), ("b".into(), Some(0))]
+    );
+}

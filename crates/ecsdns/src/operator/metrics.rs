@@ -220,7 +220,18 @@ pub(super) fn watcher_metrics(w: &ecs::Watcher, e: &mut Exposition) {
             last as f64 / 1000.0,
         );
     }
-    let name = "ecsdns_reconcile_duration_seconds";
+    // Per queue (`queue`, `queue:CLUSTER`): a silent member queue is not hidden by a busy one.
+    let name = "ecsdns_sqs_queue_last_message_timestamp_seconds";
+    e.family(
+        name,
+        "When a receive from each queue last returned messages (Unix time).",
+        Kind::Gauge,
+    );
+    for (queue, s) in w.status.queues() {
+        if let Some(ms) = s.last_message_ms {
+            e.sample(name, &[("queue", &queue)], ms as f64 / 1000.0);
+        }
+    }
     e.family(
         name,
         "Duration of each cluster's last successful reconcile.",
@@ -259,25 +270,31 @@ pub(super) fn watcher_metrics(w: &ecs::Watcher, e: &mut Exposition) {
                 _ => s.throttled.load(Relaxed),
             }
         };
-        // The sum over regions and accounts, then each (region, account)'s own buckets:
-        // quotas are per account and region, so that is where throttling is read.
+        // The sum over regions and accounts, then in a family of its own (so no `sum` counts
+        // twice) each (region, account)'s buckets: quotas are per account and region, so that
+        // is where throttling is read.
+        let pick = |p: &ecs::watcher::RegionPacers, service: &str| {
+            read(if service == "ecs" { &p.ecs } else { &p.ec2 })
+        };
         e.family(name, help, Kind::Counter);
         for service in ["ecs", "ec2"] {
-            let pick = |p: &ecs::watcher::RegionPacers| {
-                read(if service == "ecs" { &p.ecs } else { &p.ec2 })
-            };
-            let total: u64 = w.pacers.iter().map(pick).sum();
+            let total: u64 = w.pacers.iter().map(|p| pick(p, service)).sum();
             e.sample(name, &[("service", service)], total as f64);
+        }
+        let regional = name.replacen("ecsdns_aws_", "ecsdns_aws_region_", 1);
+        e.family(
+            &regional,
+            &format!("{help} By region and account."),
+            Kind::Counter,
+        );
+        for service in ["ecs", "ec2"] {
             for p in &w.pacers {
-                e.sample(
-                    name,
-                    &[
-                        ("service", service),
-                        ("region", &p.region),
-                        ("account", &p.account),
-                    ],
-                    pick(p) as f64,
-                );
+                let labels = [
+                    ("service", service),
+                    ("region", p.region.as_str()),
+                    ("account", p.account.as_str()),
+                ];
+                e.sample(&regional, &labels, pick(p, service) as f64);
             }
         }
     }
