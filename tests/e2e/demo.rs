@@ -294,7 +294,11 @@ fn demo_rolls_web_on_request_and_drain_says_when_each_old_task_is_safe() {
     let mut smallest = usize::MAX;
     let after = loop {
         let srv = dig(demo.dns, &["+short", "web.demo.ecs.internal", "SRV"]);
-        smallest = smallest.min(srv.lines().count());
+        // A query dig could not complete (";; ..." under a loaded machine) says nothing about
+        // what DNS served: only answers count.
+        if !srv.contains(";;") {
+            smallest = smallest.min(srv.lines().count());
+        }
         let now = ids();
         if now.is_disjoint(&before) && now.len() == 3 {
             break now;

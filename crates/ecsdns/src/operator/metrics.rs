@@ -232,6 +232,7 @@ pub(super) fn watcher_metrics(w: &ecs::Watcher, e: &mut Exposition) {
             e.sample(name, &[("queue", &queue)], ms as f64 / 1000.0);
         }
     }
+    let name = "ecsdns_reconcile_duration_seconds";
     e.family(
         name,
         "Duration of each cluster's last successful reconcile.",
