@@ -52,6 +52,8 @@ fn answerer() -> &'static Answerer {
                     started_at: None,
                     check: None,
                     labels: None,
+                    ordinal: None,
+                    service_connect: None,
                 }));
             }
         }
