@@ -188,6 +188,29 @@ fn reference(name: &str) -> Value {
     serde_json::json!({ "Ref": name })
 }
 
+/// Exactly what the watcher calls on a cluster it reads: the central task role's and each
+/// member stack's reader role's actions.
+const WATCHER_CALLS: [&str; 8] = [
+    "ec2:DescribeInstances",
+    "ecs:DescribeContainerInstances",
+    "ecs:DescribeServices",
+    "ecs:DescribeTaskDefinition",
+    "ecs:DescribeTasks",
+    "ecs:ListTasks",
+    "sqs:DeleteMessage",
+    "sqs:ReceiveMessage",
+];
+
+/// A role's first policy's actions, sorted.
+fn role_actions(role: &Value) -> Vec<String> {
+    let mut all: Vec<String> = statements(&role["Policies"][0]["PolicyDocument"])
+        .iter()
+        .flat_map(actions)
+        .collect();
+    all.sort();
+    all
+}
+
 /// A policy's statements, each conditional one (`Fn::If`) as its true branch.
 fn statements(document: &Value) -> Vec<Value> {
     document["Statement"]
@@ -403,25 +426,9 @@ fn the_template_stands_up_a_reachable_secured_observed_service() {
     );
     check_least_privilege(&t);
     // The watcher's role: exactly the watcher's calls.
-    let mut watcher: Vec<String> = statements(&props("TaskRole")["Policies"][0]["PolicyDocument"])
-        .iter()
-        .flat_map(actions)
-        .collect();
-    watcher.sort();
-    assert_eq!(
-        watcher,
-        [
-            "ec2:DescribeInstances",
-            "ecs:DescribeContainerInstances",
-            "ecs:DescribeServices",
-            "ecs:DescribeTaskDefinition",
-            "ecs:DescribeTasks",
-            "ecs:ListTasks",
-            "sqs:DeleteMessage",
-            "sqs:ReceiveMessage",
-            "sts:AssumeRole",
-        ]
-    );
+    let mut wanted: Vec<&str> = WATCHER_CALLS.to_vec();
+    wanted.push("sts:AssumeRole");
+    assert_eq!(role_actions(props("TaskRole")), wanted);
     // Other regions' and accounts' clusters: replica A watches A's queues of the member
     // stacks, B B's; the task role assumes exactly the member roles.
     for (td, list) in [
@@ -641,24 +648,7 @@ fn the_member_template_gives_each_replica_its_queue_and_a_narrow_role() {
         role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["AWS"],
         reference("CentralTaskRoleArn")
     );
-    let mut calls: Vec<String> = statements(&role["Policies"][0]["PolicyDocument"])
-        .iter()
-        .flat_map(actions)
-        .collect();
-    calls.sort();
-    assert_eq!(
-        calls,
-        [
-            "ec2:DescribeInstances",
-            "ecs:DescribeContainerInstances",
-            "ecs:DescribeServices",
-            "ecs:DescribeTaskDefinition",
-            "ecs:DescribeTasks",
-            "ecs:ListTasks",
-            "sqs:DeleteMessage",
-            "sqs:ReceiveMessage",
-        ]
-    );
+    assert_eq!(role_actions(role), WATCHER_CALLS);
     // The outputs, with the values CloudFormation substitutes, are cluster specs ecsdns takes.
     for output in ["ClusterSpecA", "ClusterSpecB"] {
         let spec = t["Outputs"][output]["Value"]["Fn::Sub"].as_str().unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use testkit::{Process, dig, eventually};
 
-use crate::fixture::{temp_dir, write_atomic};
+use crate::fixture::{serve_endpoints, temp_dir, write_atomic};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -62,27 +62,18 @@ fn ordinals_are_reused_in_order_and_survive_a_warm_restart() {
     let path = dir.join("endpoints.toml");
     let state = dir.join("registry.state");
     let state = state.to_str().unwrap();
-    let args = |extra: &[&'static str]| {
-        let mut v = vec![
-            "serve",
-            "--dns-addr",
-            "127.0.0.1:0",
-            "--endpoints",
-            path.to_str().unwrap(),
-            "--endpoints-poll",
-            "100ms",
-            "--state-file",
-            state,
-            "--ordinals",
-            "db.static",
-        ];
-        v.extend_from_slice(extra);
-        v.into_iter().map(str::to_string).collect::<Vec<_>>()
-    };
-    let start = |extra: &[&'static str]| {
-        let a = args(extra);
-        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-        Process::start(&refs)
+    let start = || {
+        serve_endpoints(
+            &path,
+            &[
+                "--endpoints-poll",
+                "100ms",
+                "--state-file",
+                state,
+                "--ordinals",
+                "db.static",
+            ],
+        )
     };
     write_atomic(
         &path,
@@ -92,7 +83,7 @@ fn ordinals_are_reused_in_order_and_survive_a_warm_restart() {
             ("db-c", "10.0.1.3"),
         ]),
     );
-    let mut p = start(&[]);
+    let mut p = start();
     let api = p.api.unwrap().to_string();
     let first = by_ordinal(&api, "static/db");
     assert_eq!(first.len(), 3, "{first:?}");
@@ -136,13 +127,13 @@ fn ordinals_are_reused_in_order_and_survive_a_warm_restart() {
 
     // Warm restart: the numbers come back from the state file. (A cold start numbers the file
     // in its own order: db-new, listed last, would not be 1.)
-    let mut p = start(&[]);
+    let mut p = start();
     let api = p.api.unwrap().to_string();
     assert_eq!(by_ordinal(&api, "static/db"), second);
     assert_eq!(short(&p, "1.db.static.ecs.internal", "A"), ["10.0.1.9"]);
     assert_eq!(p.stop(), Some(0));
     std::fs::remove_file(state).unwrap();
-    let p = start(&[]);
+    let p = start();
     let cold = by_ordinal(&p.api.unwrap().to_string(), "static/db");
     assert_ne!(cold, second, "a cold start numbers in file order");
     assert_eq!(cold[&2].0, "db-new", "{cold:?}");

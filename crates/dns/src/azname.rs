@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hickory_proto::rr::rdata::TXT;
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{Name, RData};
 use model::Task;
 use registry::ServiceSnapshot;
 
@@ -188,10 +188,7 @@ impl<'a> Groups<'a> {
             names
                 .entry(base)
                 .or_default()
-                .rrsets
-                .entry(u16::from(RecordType::TXT))
-                .or_default()
-                .push((RData::TXT(TXT::new(strings)), None, 0));
+                .push(RData::TXT(TXT::new(strings)));
         }
         Ok(())
     }

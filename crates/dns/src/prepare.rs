@@ -99,6 +99,16 @@ pub(crate) struct Pending {
     seen: std::collections::HashSet<IpAddr>,
 }
 
+impl Pending {
+    /// Adds a record with no additional section and no AZ order (a TXT, a task's own address).
+    pub(crate) fn push(&mut self, rdata: RData) {
+        self.rrsets
+            .entry(u16::from(rdata.record_type()))
+            .or_default()
+            .push((rdata, None, 0));
+    }
+}
+
 impl Preparer<'_> {
     fn name(&self, labels: &[&str]) -> Result<Name, DnsError> {
         let mut name = self.zone.origin.clone();
@@ -214,15 +224,9 @@ impl Preparer<'_> {
             }
             let own = names.entry(task_name.clone()).or_default();
             for rdata in v4.iter().chain(&v6) {
-                own.rrsets
-                    .entry(u16::from(rdata.record_type()))
-                    .or_default()
-                    .push((rdata.clone(), None, 0));
+                own.push(rdata.clone());
             }
-            own.rrsets
-                .entry(u16::from(RecordType::TXT))
-                .or_default()
-                .push((Self::txt(view), None, 0));
+            own.push(Self::txt(view));
             additional.insert(task_name.clone(), v4.iter().chain(&v6).cloned().collect());
             let addresses: Vec<RData> = v4.iter().chain(&v6).cloned().collect();
             self.group_records(&mut names, &service, task, &task_name, &addresses, az)?;
@@ -235,13 +239,7 @@ impl Preparer<'_> {
                 continue;
             };
             let task_name = under(&service, &id)?;
-            names
-                .entry(task_name)
-                .or_default()
-                .rrsets
-                .entry(u16::from(RecordType::TXT))
-                .or_default()
-                .push((Self::txt(view), None, 0));
+            names.entry(task_name).or_default().push(Self::txt(view));
         }
         groups.prepare(self, &service, &mut names)?;
         // A Service Connect name says whose it is: `dig TXT orders-api.C.Z`.
@@ -254,14 +252,7 @@ impl Preparer<'_> {
             names
                 .entry(service.clone())
                 .or_default()
-                .rrsets
-                .entry(u16::from(RecordType::TXT))
-                .or_default()
-                .push((
-                    RData::TXT(hickory_proto::rr::rdata::TXT::new(strings)),
-                    None,
-                    0,
-                ));
+                .push(RData::TXT(hickory_proto::rr::rdata::TXT::new(strings)));
         }
         let mut out = Vec::with_capacity(names.len());
         for (name, pending) in names {

@@ -42,6 +42,17 @@ pub(crate) struct ServiceInfo {
     fetched: Instant,
 }
 
+impl ServiceInfo {
+    /// A service read at `fetched` with no deployment publishing anything (yet).
+    fn empty(fetched: Instant) -> Self {
+        Self {
+            deployments: HashMap::new(),
+            primary: None,
+            fetched,
+        }
+    }
+}
+
 /// The Service Connect names of one deployment, or `None` when it has none. Names that
 /// cannot be labels are logged and left out.
 fn connect_names(
@@ -49,20 +60,17 @@ fn connect_names(
     d: &aws_sdk_ecs::types::Deployment,
 ) -> Option<Arc<model::ServiceConnect>> {
     let sc = d.service_connect_configuration().filter(|c| c.enabled)?;
-    let mut triples: Vec<(String, String, Option<u16>)> = Vec::new();
+    let mut triples: Vec<(&str, &str, Option<u16>)> = Vec::new();
     for svc in sc.services.iter().flatten() {
         let port = svc.port_name();
         let discovery = svc.discovery_name().unwrap_or(port);
-        triples.push((discovery.to_string(), port.to_string(), None));
+        triples.push((discovery, port, None));
         for alias in svc.client_aliases() {
             let name = alias.dns_name().unwrap_or(discovery);
-            let client = u16::try_from(alias.port()).ok();
-            triples.push((name.to_string(), port.to_string(), client));
+            triples.push((name, port, u16::try_from(alias.port()).ok()));
         }
     }
-    let (names, bad) = model::ServiceConnect::from_names(
-        triples.iter().map(|(n, p, c)| (n.as_str(), p.as_str(), *c)),
-    );
+    let (names, bad) = model::ServiceConnect::from_names(triples);
     for name in bad {
         tracing::warn!(
             service,
@@ -222,11 +230,7 @@ impl Lookups {
                         let Some(name) = svc.service_name() else {
                             continue;
                         };
-                        let mut info = ServiceInfo {
-                            deployments: HashMap::new(),
-                            primary: None,
-                            fetched: now,
-                        };
+                        let mut info = ServiceInfo::empty(now);
                         for d in svc.deployments() {
                             let names = connect_names(name, d);
                             if d.status() == Some("PRIMARY") {
@@ -262,11 +266,7 @@ impl Lookups {
                         }
                         _ => Entry::Failed(now),
                     },
-                    None => Entry::Known(ServiceInfo {
-                        deployments: HashMap::new(),
-                        primary: None,
-                        fetched: now,
-                    }),
+                    None => Entry::Known(ServiceInfo::empty(now)),
                 };
                 services.insert(name.clone(), entry);
             }

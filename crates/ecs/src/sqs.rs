@@ -128,7 +128,6 @@ pub(crate) async fn consume(
 
 /// Records the queue's lag: the oldest message's wait, from SQS's `SentTimestamp`.
 fn record_lag(shared: &Shared, source: &str, messages: &[aws_sdk_sqs::types::Message]) {
-    use std::sync::atomic::Ordering::Relaxed;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -143,13 +142,6 @@ fn record_lag(shared: &Shared, source: &str, messages: &[aws_sdk_sqs::types::Mes
         .min();
     let lag = oldest.map(|sent| now_ms.saturating_sub(sent));
     shared.status.queue_messages(source, now_ms, lag);
-    let counters = &shared.status.counters;
-    counters.sqs_last_message_ms.store(now_ms, Relaxed);
-    if let Some(sent) = oldest {
-        counters
-            .sqs_lag_ms
-            .store(now_ms.saturating_sub(sent), Relaxed);
-    }
 }
 
 /// An event's update, after the lookups it needs. Events missing health are collected in

@@ -21,8 +21,9 @@ pub struct SourceState {
     pub tasks: usize,
     /// How long the last reconcile took (clusters only).
     pub duration: Option<Duration>,
-    /// How long the oldest message of the latest receive that returned any had waited
-    /// (queues only), in milliseconds.
+    /// How long the oldest message of the latest receive that returned any had waited in the
+    /// queue (receive time minus SQS's `SentTimestamp`), in milliseconds: the event path's lag
+    /// (queues only).
     pub lag_ms: Option<u64>,
     /// When a receive last returned messages, milliseconds since the epoch (queues only).
     pub last_message_ms: Option<u64>,
@@ -50,11 +51,6 @@ pub struct WatchCounters {
     pub sqs_deleted: AtomicU64,
     /// Events whose missing health was fetched with DescribeTasks.
     pub health_lookups: AtomicU64,
-    /// How long the oldest message of the latest receive that returned any had waited in the
-    /// queue (receive time minus SQS's `SentTimestamp`), in milliseconds: the event path's lag.
-    pub sqs_lag_ms: AtomicU64,
-    /// When a receive last returned messages (milliseconds since the epoch; 0: never).
-    pub sqs_last_message_ms: AtomicU64,
 }
 
 /// A message on the queue that was not an event, kept for the operator's problem list.
@@ -190,6 +186,15 @@ impl WatchStatus {
     /// Every queue's state, by source name (`queue`, `queue:CLUSTER`).
     pub fn queues(&self) -> BTreeMap<String, SourceState> {
         lock(&self.queues).clone()
+    }
+
+    /// Over all queues: when a receive last returned messages (milliseconds since the epoch)
+    /// and that receive's lag; `None` before any message.
+    pub fn last_message(&self) -> Option<(u64, Option<u64>)> {
+        lock(&self.queues)
+            .values()
+            .filter_map(|s| Some((s.last_message_ms?, s.lag_ms)))
+            .max_by_key(|(at, _)| *at)
     }
 
     /// Every cluster has been reconciled at least once.

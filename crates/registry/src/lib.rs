@@ -303,18 +303,19 @@ impl Registry {
 /// the same name.
 fn with_connect(
     mut snapshot: ServiceSnapshot,
-    connect: Option<state::ConnectSource>,
+    connect: Option<ConnectOf>,
     owners: Vec<ServiceKey>,
 ) -> ServiceSnapshot {
     let winner = match &connect {
-        Some(c) => format!("service-connect:{}", c.service.name),
+        Some(c) => format!("service-connect:{}", c.service),
         None => match snapshot.tasks.first() {
             Some(view) => view.task.group.to_string(),
             None => return snapshot,
         },
     };
     for owner in owners {
-        if connect.as_ref().is_some_and(|c| c.service == owner) {
+        // Owners share the name's cluster: the service label tells them apart.
+        if connect.as_ref().is_some_and(|c| c.service == owner.name) {
             continue;
         }
         snapshot.problems.push(Problem::Collision {
@@ -323,11 +324,7 @@ fn with_connect(
             shadowed: format!("service-connect:{}", owner.name),
         });
     }
-    snapshot.connect = connect.map(|c| ConnectOf {
-        service: c.service.name,
-        port_name: c.port_name.to_string(),
-        client_port: c.client_port,
-    });
+    snapshot.connect = connect;
     snapshot
 }
 

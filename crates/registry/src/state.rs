@@ -11,7 +11,6 @@ use model::{CheckState, ContainerInstance, InstanceStatus, ServiceKey, Task, Upd
 use crate::{Counters, Problem};
 
 mod names;
-pub(crate) use names::ConnectSource;
 
 /// The writer's maps hash ARNs and names on every update: ahash, several times faster than the
 /// default SipHash on ~60-byte ARNs, and the keys are ours (no untrusted collision attack surface

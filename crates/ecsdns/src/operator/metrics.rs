@@ -205,13 +205,12 @@ pub(super) fn watcher_metrics(w: &ecs::Watcher, e: &mut Exposition) {
     for (name, help, n) in counters {
         e.single(name, help, Kind::Counter, n.load(Relaxed) as f64);
     }
-    let last = c.sqs_last_message_ms.load(Relaxed);
-    if last > 0 {
+    if let Some((last, lag)) = w.status.last_message() {
         e.single(
             "ecsdns_sqs_message_lag_seconds",
             "How long the oldest message of the latest receive had waited in the queue.",
             Kind::Gauge,
-            c.sqs_lag_ms.load(Relaxed) as f64 / 1000.0,
+            lag.unwrap_or(0) as f64 / 1000.0,
         );
         e.single(
             "ecsdns_sqs_last_message_timestamp_seconds",

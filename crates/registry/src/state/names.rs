@@ -7,10 +7,15 @@ use std::sync::Arc;
 use model::{ServiceKey, Task};
 
 use super::{Dirty, Filing, Member, State, filing};
+use crate::ConnectOf;
 
 /// The keys of the Service Connect names a task publishes (other than its own service's).
 fn connect_keys(task: &Task) -> Vec<ServiceKey> {
-    let (Some(sc), Filing::Served(key)) = (&task.service_connect, filing(task)) else {
+    // Most tasks publish no name: no label built for them.
+    let Some(sc) = &task.service_connect else {
+        return Vec::new();
+    };
+    let Filing::Served(key) = filing(task) else {
         return Vec::new();
     };
     sc.names
@@ -21,15 +26,6 @@ fn connect_keys(task: &Task) -> Vec<ServiceKey> {
             name: n.label.to_string(),
         })
         .collect()
-}
-
-/// What a Service Connect name's snapshot is built from.
-pub(crate) struct ConnectSource {
-    /// The service whose tasks it lists.
-    pub(crate) service: ServiceKey,
-    /// The port its SRV records lead to, and the client alias's port.
-    pub(crate) port_name: Arc<str>,
-    pub(crate) client_port: Option<u16>,
 }
 
 /// Whether a task keeps (or may take) an ordinal: it is not on its way out. A replacement that is
@@ -47,6 +43,10 @@ impl State {
     pub(super) fn stamp_ordinal(&mut self, task: &mut Task, previous: Option<u32>) {
         let wanted = task.ordinal.or(previous);
         task.ordinal = None;
+        // Most registries number nothing: no label built per update for them.
+        if self.ordinal_services.is_empty() {
+            return;
+        }
         let key = match filing(task) {
             Filing::Served(key) if self.ordinal_services.contains(&key) => key,
             _ => return,
@@ -80,6 +80,9 @@ impl State {
 
     /// Counts a filed task in (`add`) or out of the Service Connect names it publishes.
     pub(super) fn index_connect(&mut self, task: &Task, add: bool, dirty: &mut Dirty) {
+        if task.service_connect.is_none() {
+            return;
+        }
         let Filing::Served(owner) = filing(task) else {
             return;
         };
@@ -103,7 +106,10 @@ impl State {
 
     /// Frees the ordinal a stored task held (it is removed or filed elsewhere).
     pub(super) fn free_ordinal(&mut self, old: &Task) {
-        let (Some(n), Filing::Served(key)) = (old.ordinal, filing(old)) else {
+        let Some(n) = old.ordinal else {
+            return;
+        };
+        let Filing::Served(key) = filing(old) else {
             return;
         };
         if let Some(held) = self.ordinals.get_mut(&key) {
@@ -132,7 +138,7 @@ impl State {
     /// The members of the Service Connect name `key` when no service or group holds that
     /// label: the tasks of the smallest service publishing it that carry it, each with the
     /// name's port first (the port its SRV records lead to).
-    pub(crate) fn connect_members(&self, key: &ServiceKey) -> Option<(ConnectSource, Vec<Member>)> {
+    pub(crate) fn connect_members(&self, key: &ServiceKey) -> Option<(ConnectOf, Vec<Member>)> {
         if self.has_members(key) {
             return None;
         }
@@ -153,9 +159,9 @@ impl State {
                     task.ports = ports.into_boxed_slice();
                     m.task = Arc::new(task);
                 }
-                source.get_or_insert(ConnectSource {
-                    service: service.clone(),
-                    port_name: Arc::clone(&name.port_name),
+                source.get_or_insert_with(|| ConnectOf {
+                    service: service.name.clone(),
+                    port_name: name.port_name.to_string(),
                     client_port: name.client_port,
                 });
                 Some(m)
